@@ -1,0 +1,135 @@
+"""The objects plugins provide: exchange adapters, strategies, risk checks.
+
+Registration hooks (see ``botcore.hookspecs``) hand the host *factories*; the host calls a factory
+with the plugin's config block and gets back an object satisfying one of these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from botcore.events import EventSink
+from botcore.model import (
+    AccountSnapshot,
+    BookTop,
+    CancelRequest,
+    ExecutionReport,
+    Fill,
+    Instrument,
+    OpenOrder,
+    OrderOutcome,
+    OrderRequest,
+    Quote,
+)
+
+
+@runtime_checkable
+class ExchangeAdapter(Protocol):
+    """The one place that knows an exchange ("the middle layer").
+
+    Blocking REST-style methods are only ever called from worker threads (the gateway pool, the
+    scheduler), never from the engine thread. Streams deliver into the ``EventSink`` given to
+    ``start``: raw market frames as ``MarketFrame``, user data as ``UserEvent``, and
+    trust changes as ``StreamStatus``.
+    """
+
+    name: str
+
+    def start(self, sink: EventSink, symbols: Sequence[str]) -> None:
+        """Open market and user streams for ``symbols``; return without blocking."""
+
+    def stop(self) -> None:
+        """Close streams and sessions; idempotent."""
+
+    def exchange_info(self, symbols: Sequence[str]) -> dict[str, Instrument]: ...
+
+    def account_snapshot(self) -> AccountSnapshot:
+        """Balances and open orders from REST."""
+
+    def open_orders(self, symbol: str | None = None) -> list[OpenOrder]: ...
+
+    def depth_snapshot(self, symbol: str, limit: int = 1000) -> bytes:
+        """Raw JSON of ``GET /api/v3/depth`` for book sync."""
+
+    def submit(self, order: OrderRequest) -> tuple[OrderOutcome, tuple[Fill, ...]]:
+        """Place one order (blocking). Never raises for venue errors: they become outcomes."""
+
+    def cancel(self, request: CancelRequest) -> OrderOutcome: ...
+
+    def cancel_replace(
+        self, cancel: CancelRequest, new: OrderRequest
+    ) -> tuple[OrderOutcome, OrderOutcome, tuple[Fill, ...]]: ...
+
+    def query_order(self, symbol: str, client_order_id: str) -> OrderOutcome:
+        """Resolve an UNKNOWN order; status REJECTED with code -2013 means it never existed."""
+
+    def my_trades(self, symbol: str, from_id: int = 0) -> list[Fill]: ...
+
+    def server_time_ms(self) -> int: ...
+
+
+class BookView(Protocol):
+    """Read-only view of one symbol's order book."""
+
+    symbol: str
+
+    def top(self) -> BookTop | None: ...
+
+    def depth(self, n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]: ...
+
+
+class PositionView(Protocol):
+    """Read-only view of the position cache (strategies never write it)."""
+
+    def free(self, asset: str) -> Decimal: ...
+
+    def locked(self, asset: str) -> Decimal: ...
+
+    def position(self, symbol: str) -> Decimal: ...
+
+
+class StrategyContext(Protocol):
+    """What the engine lends a strategy: read-only state and the clock."""
+
+    instruments: Mapping[str, Instrument]
+
+    def book(self, symbol: str) -> BookView: ...
+
+    @property
+    def positions(self) -> PositionView: ...
+
+    def live_orders(self, symbol: str, strategy: str) -> Sequence[Any]: ...
+
+    def now_ns(self) -> int: ...
+
+    def is_trusted(self, symbol: str) -> bool: ...
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """A quoting strategy. All methods run on the engine thread and must not block.
+
+    ``on_top`` returns the full set of quotes the strategy wants live for ``symbol``; the engine
+    diffs it against live orders and only cancels/places what changed.
+    """
+
+    name: str
+    symbols: Sequence[str]
+
+    def on_top(self, ctx: StrategyContext, top: BookTop) -> Sequence[Quote] | None:
+        """None means "no opinion, leave orders as they are"; an empty list cancels all."""
+
+    def on_fill(self, ctx: StrategyContext, fill: Fill) -> None: ...
+
+    def on_order_update(self, ctx: StrategyContext, report: ExecutionReport) -> None: ...
+
+
+@runtime_checkable
+class RiskCheck(Protocol):
+    """One link of the risk chain: return a reason string to veto, None to allow."""
+
+    name: str
+
+    def check(self, order: OrderRequest, ctx: StrategyContext) -> str | None: ...
