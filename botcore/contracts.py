@@ -6,9 +6,11 @@ with the plugin's config block and gets back an object satisfying one of these p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
+
+import msgspec
 
 from botcore.events import EventSink
 from botcore.model import (
@@ -23,6 +25,23 @@ from botcore.model import (
     OrderRequest,
     Quote,
 )
+
+
+class VenueEndpoints(msgspec.Struct, frozen=True):
+    """Where an adapter reaches a venue; returned by ``botcore_start_venue`` for embedded venues.
+
+    ``api_secret`` never appears in reprs (see ``__repr__``); ``close`` stops an embedded venue.
+    """
+
+    rest_url: str
+    stream_url: str
+    ws_api_url: str
+    api_key: str = ""
+    api_secret: str = ""
+    close: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"VenueEndpoints(rest_url={self.rest_url!r}, stream_url={self.stream_url!r}, ws_api_url={self.ws_api_url!r})"
 
 
 @runtime_checkable

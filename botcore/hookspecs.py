@@ -26,7 +26,7 @@ Unless stated otherwise the return value is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -99,6 +99,18 @@ def botcore_register_commands(register: Register) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@hookspec(firstresult=True)
+def botcore_start_venue(config: Any) -> Any:
+    """Start an embedded venue (e.g. the paper exchange) for ``exchange.mode: paper``.
+
+    Stops at first non-None result. Called before the exchange adapter is built.
+
+    :param config: the validated ``botcore.config.BotConfig``.
+    :return: ``botcore.contracts.VenueEndpoints`` the adapter should use (with ``close`` set to
+        stop the venue), or None if this plugin does not provide the venue asked for.
+    """
+
+
 @hookspec
 def botcore_startup(engine: Any) -> None:
     """The engine has been wired and is about to start trading.
@@ -144,16 +156,16 @@ def botcore_order_check(order: OrderRequest, context: Any) -> str | None:
     """
 
 
-@hookspec(wrapper=True)
-def botcore_order_submit(order: OrderRequest) -> Generator[None, Any, Any]:
+@hookspec
+def botcore_order_submit(order: OrderRequest) -> None:
     """Around-advice for handing an order to the gateway (timing, audit).
 
-    A new-style pluggy wrapper: ``yield`` lets the submission happen; the value of ``yield`` is
-    its result. Must return that result.
+    Implement it as a new-style wrapper, ``@hookimpl(wrapper=True)``: code before ``yield`` runs
+    before the hand-off, ``result = yield`` lets it happen, and the wrapper must
+    ``return result``. Plain (non-wrapper) implementations are called just before the hand-off.
 
     :param order: the order being handed to the gateway.
     """
-    return (yield)
 
 
 @hookspec

@@ -404,3 +404,22 @@ class OrderOutcome(msgspec.Struct, frozen=True):
     cum_qty: Decimal = Decimal(0)
     sent_ns: int = 0
     done_ns: int = 0
+
+
+class Drift(msgspec.Struct, frozen=True):
+    """One difference a REST reset found between the local cache and the venue.
+
+    ``field`` names what differs (``"balance.free"``, ``"balance.locked"``, ``"order.missing_local"``,
+    ``"order.missing_venue"``, ``"order.cum_qty"``, ``"position"``), ``key`` the asset, client order
+    id or symbol; ``local``/``venue`` are plain decimal strings (or statuses); ``age_ms`` is how old
+    the local value was; ``cause`` is the likely cause (``"missed fill"``, ``"lost cancel"``,
+    ``"order placed outside the bot"``, ``"fee rounding"``, ``"unknown"``).
+    """
+
+    field: str
+    key: str
+    local: str
+    venue: str
+    age_ms: int = 0
+    cause: str = "unknown"
+    corrected: bool = False
