@@ -47,10 +47,12 @@ Register = Callable[[str, Callable[..., Any]], None]
 def botcore_register_exchanges(register: Register) -> None:
     """Register exchange adapters.
 
-    :param register: call ``register(name, factory)`` once per adapter. ``factory(config)`` gets
-        the validated ``exchange`` config block (``botcore.config.ExchangeConfig``) and returns an
-        object satisfying ``botcore.contracts.ExchangeAdapter``. ``name`` is what
-        ``exchange.name`` in the YAML selects.
+    :param register: call ``register(name, factory)`` once per adapter.
+        ``factory(config, endpoints)`` gets the whole validated ``botcore.config.BotConfig`` (read
+        ``config.exchange`` and your block in ``config.plugins``) and the
+        ``botcore.contracts.VenueEndpoints`` of an embedded venue (or None), and returns an object
+        satisfying ``botcore.contracts.ExchangeAdapter``. ``name`` is what ``exchange.name`` in
+        the YAML selects.
     """
 
 
