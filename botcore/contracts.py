@@ -125,6 +125,19 @@ class StrategyContext(Protocol):
 
     def is_trusted(self, symbol: str) -> bool: ...
 
+    # Freshness facts for risk checks (engine-maintained, read-only):
+    def market_age_ns(self, symbol: str) -> int:
+        """Nanoseconds since the last market frame for ``symbol`` (large if never)."""
+
+    def user_stream_age_ns(self) -> int:
+        """Nanoseconds since the last private-stream event or successful (re)subscription."""
+
+    def clock_skew_ms(self) -> int:
+        """Estimated local-minus-venue clock offset in milliseconds."""
+
+    def has_gap(self, symbol: str) -> bool:
+        """True while a sequence gap on ``symbol`` is unresolved (book resyncing)."""
+
 
 @runtime_checkable
 class Strategy(Protocol):
@@ -136,6 +149,9 @@ class Strategy(Protocol):
 
     name: str
     symbols: Sequence[str]
+    max_live_orders: int
+    """Hard cap on this strategy's live orders per symbol, counting orders still pending a
+    new/cancel acknowledgement or in UNKNOWN state; the engine enforces it."""
 
     def on_top(self, ctx: StrategyContext, top: BookTop) -> Sequence[Quote] | None:
         """None means "no opinion, leave orders as they are"; an empty list cancels all."""
@@ -152,3 +168,15 @@ class RiskCheck(Protocol):
     name: str
 
     def check(self, order: OrderRequest, ctx: StrategyContext) -> str | None: ...
+
+
+class StatefulRiskCheck(RiskCheck, Protocol):
+    """Optional extras a risk check may implement; the engine calls them when present.
+
+    ``on_fill`` lets a check follow PnL/inventory; ``halted`` is polled at event boundaries: a
+    non-None reason makes the engine cancel all orders and pause quoting until it returns None.
+    """
+
+    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None: ...
+
+    def halted(self, ctx: StrategyContext) -> str | None: ...
