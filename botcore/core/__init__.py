@@ -23,6 +23,6 @@ else:
         from botcore.core._book_py import OrderBook
         from botcore.core._position_py import PositionCache
 
-USING_EXTENSIONS: bool = OrderBook.__module__.endswith("_c")
+USING_EXTENSIONS: bool = OrderBook.__module__.endswith("_c") and PositionCache.__module__.endswith("_c")
 
 __all__ = ["NO_EXTENSIONS", "USING_EXTENSIONS", "OrderBook", "PositionCache"]
