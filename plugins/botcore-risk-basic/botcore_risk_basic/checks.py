@@ -1,0 +1,458 @@
+"""The built-in risk checks: each one answers "may this order go out?" with a reason or None.
+
+Checks decide; they do not log or count (the chain does, so shadow mode, counting and the log
+line are the same for every check, built-in or third-party). Limits are inclusive: an order that
+lands exactly on a limit passes, one unit over is denied. Orders that *reduce* exposure are never
+denied by the position and inventory checks (a bot over its limit must be able to get back).
+
+``DrawdownCheck`` and ``DailyLossCheck`` are ``StatefulRiskCheck``s: they follow equity through
+``on_fill`` and tell the engine to cancel everything and pause through ``halted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from botcore.contracts import StrategyContext
+from botcore.model import Fill, OrderRequest, Side, plain
+
+from botcore_risk_basic.params import (
+    NS_PER_MS,
+    NS_PER_S,
+    CheckParams,
+    DailyLossParams,
+    DrawdownParams,
+    MaxInventoryValueParams,
+    MaxOpenOrdersParams,
+    MaxOrderNotionalParams,
+    MaxPositionParams,
+    OrderRateParams,
+    PriceBandParams,
+    StaleDataParams,
+    parse,
+)
+from botcore_risk_basic.pnl import EquityTracker
+
+log = logging.getLogger("botcore.risk")
+
+ZERO = Decimal(0)
+BPS = Decimal(10_000)
+NS_PER_DAY = 86_400 * NS_PER_S
+
+
+def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
+    """Mid of the engine's top of book, None when there is no two-sided book."""
+    inst = ctx.instruments.get(symbol)
+    if inst is None:
+        return None
+    try:
+        top = ctx.book(symbol).top()
+    except LookupError:
+        return None
+    if top is None or top.bid_price <= 0 or top.ask_price <= 0:
+        return None
+    return inst.ticks_to_price(top.mid2) / 2
+
+
+def _open_qty(ctx: StrategyContext, order: OrderRequest) -> Decimal:
+    """Remaining qty of this strategy's live orders on the order's symbol and side."""
+    total = ZERO
+    for o in ctx.live_orders(order.symbol, order.strategy):
+        side = o.side if isinstance(o.side, Side) else Side(str(o.side))
+        if side is order.side:
+            rem = getattr(o, "remaining", None)
+            total += (
+                Decimal(rem) if rem is not None else Decimal(o.qty) - Decimal(getattr(o, "cum_qty", ZERO))
+            )
+    return total
+
+
+def _ms(ns: int) -> str:
+    return plain(Decimal(ns) / NS_PER_MS)
+
+
+class BasicCheck:
+    """Common shape: validated params, a name, a symbol filter, ``check`` -> reason | None.
+
+    ``name`` (default: the type) and ``shadow`` are plain attributes the host sets from the
+    ``risk.checks`` entry; a check never reads its own ``shadow`` to decide, only to keep its
+    books right (``OrderRateCheck`` counts orders that go out despite its shadowed veto).
+    """
+
+    kind: ClassVar[str]
+    params_model: ClassVar[type[CheckParams]]
+
+    def __init__(self, params: CheckParams) -> None:
+        self.params = params
+        self.name: str = self.kind
+        self.shadow: bool = False
+        self._symbols = frozenset(params.symbols) if params.symbols else None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> BasicCheck:
+        """The registered factory: ``factory(params)``."""
+        return cls(parse(cls.params_model, params, where=f"risk check {cls.kind!r}"))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, shadow={self.shadow})"
+
+    def check(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        if self._symbols is not None and order.symbol not in self._symbols:
+            return None
+        return self.evaluate(order, ctx)
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        raise NotImplementedError
+
+
+class MaxPositionCheck(BasicCheck):
+    """|position after the order| (base units) <= max_position; optionally counting open orders."""
+
+    kind = "max_position"
+    params_model = MaxPositionParams
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p: MaxPositionParams = self.params  # type: ignore[assignment]
+        pos = ctx.positions.position(order.symbol)
+        if p.include_open_orders:
+            pos += order.side.sign * _open_qty(ctx, order)
+        after = pos + order.side.sign * order.qty
+        if abs(after) > p.max_position and abs(after) >= abs(pos):
+            return (
+                f"position {plain(after)} after {order.side} {plain(order.qty)} {order.symbol} "
+                f"would exceed max_position {plain(p.max_position)}"
+            )
+        return None
+
+
+class MaxInventoryValueCheck(BasicCheck):
+    """|position after the order| * mid (quote asset) <= max_value."""
+
+    kind = "max_inventory_value"
+    params_model = MaxInventoryValueParams
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p: MaxInventoryValueParams = self.params  # type: ignore[assignment]
+        pos = ctx.positions.position(order.symbol)
+        if p.include_open_orders:
+            pos += order.side.sign * _open_qty(ctx, order)
+        after = pos + order.side.sign * order.qty
+        if abs(after) < abs(pos) or after == 0:
+            return None  # reduces exposure: always allowed
+        mid = _mid(ctx, order.symbol)
+        if mid is None:
+            return f"no top of book for {order.symbol}: cannot value the inventory"
+        value = abs(after) * mid
+        if value > p.max_value:
+            return (
+                f"inventory value {plain(value)} ({plain(after)} {order.symbol} at mid {plain(mid)}) "
+                f"would exceed max_value {plain(p.max_value)}"
+            )
+        return None
+
+
+class MaxOrderNotionalCheck(BasicCheck):
+    """price * qty <= max_notional (market orders valued at mid)."""
+
+    kind = "max_order_notional"
+    params_model = MaxOrderNotionalParams
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p: MaxOrderNotionalParams = self.params  # type: ignore[assignment]
+        price = order.price if order.price is not None else _mid(ctx, order.symbol)
+        if price is None:
+            return f"market order on {order.symbol} with no top of book: cannot value it"
+        notional = price * order.qty
+        if notional > p.max_notional:
+            return f"order notional {plain(notional)} exceeds max_notional {plain(p.max_notional)}"
+        return None
+
+
+class MaxOpenOrdersCheck(BasicCheck):
+    """Live orders (after this one) per symbol and in total stay within the limits.
+
+    Counts every live order of the account if the engine's context offers
+    ``live_order_count(symbol | None)``; otherwise the sending strategy's own live orders. With no
+    ``per_symbol`` given, the instrument's MAX_NUM_ORDERS filter is the per-symbol limit.
+    """
+
+    kind = "max_open_orders"
+    params_model = MaxOpenOrdersParams
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p: MaxOpenOrdersParams = self.params  # type: ignore[assignment]
+        per_symbol = p.per_symbol
+        if per_symbol is None:
+            inst = ctx.instruments.get(order.symbol)
+            per_symbol = inst.max_num_orders if inst is not None and inst.max_num_orders > 0 else None
+        if per_symbol is not None:
+            n = _live_count(ctx, order.symbol, order.strategy)
+            if n + 1 > per_symbol:
+                return f"{n} open orders on {order.symbol}: one more exceeds per_symbol {per_symbol}"
+        if p.total is not None:
+            n = _live_count(ctx, None, order.strategy)
+            if n + 1 > p.total:
+                return f"{n} open orders in total: one more exceeds total {p.total}"
+        return None
+
+
+def _live_count(ctx: StrategyContext, symbol: str | None, strategy: str) -> int:
+    counter = getattr(ctx, "live_order_count", None)
+    if counter is not None:
+        return int(counter(symbol))
+    symbols = [symbol] if symbol is not None else list(ctx.instruments)
+    return sum(len(ctx.live_orders(s, strategy)) for s in symbols)
+
+
+class OrderRateCheck(BasicCheck):
+    """At most ``per_second`` orders in any 1 s and ``per_10s`` in any 10 s (sliding windows).
+
+    The 10 s window is also capped by ``exchange_orders_per_10s`` (the venue's ORDERS limit), so
+    the bot never earns a -1015. Orders are counted when this check lets them through (and, in
+    shadow mode, always, since they go out anyway): put it last in the chain so orders a later
+    check denies are not counted. An order sent exactly 1 s (10 s) ago has left the window.
+    """
+
+    kind = "order_rate"
+    params_model = OrderRateParams
+
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        p: OrderRateParams = params  # type: ignore[assignment]
+        self.per_second = p.per_second
+        self.per_10s = min(p.per_10s or p.exchange_orders_per_10s, p.exchange_orders_per_10s)
+        self._sent: deque[int] = deque()
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        now = ctx.now_ns()
+        sent = self._sent
+        horizon = now - 10 * NS_PER_S
+        while sent and sent[0] <= horizon:
+            sent.popleft()
+        reason = None
+        if len(sent) + 1 > self.per_10s:
+            reason = f"{len(sent)} orders in the last 10 s: one more exceeds {self.per_10s} per 10 s"
+        elif self.per_second is not None:
+            last_second = now - NS_PER_S
+            n1 = 0
+            for t in reversed(sent):
+                if t <= last_second:
+                    break
+                n1 += 1
+            if n1 + 1 > self.per_second:
+                reason = f"{n1} orders in the last 1 s: one more exceeds {self.per_second} per second"
+        if reason is None or self.shadow:
+            sent.append(now)
+        return reason
+
+    def count(self, now_ns: int, window_ns: int) -> int:
+        """Orders counted within ``window_ns`` before ``now_ns`` (for status displays and tests)."""
+        return sum(1 for t in self._sent if t > now_ns - window_ns)
+
+
+class PriceBandCheck(BasicCheck):
+    """Fat-finger guard: |price - mid| <= max_bps of mid."""
+
+    kind = "price_band"
+    params_model = PriceBandParams
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p: PriceBandParams = self.params  # type: ignore[assignment]
+        if order.price is None:
+            return None if p.allow_market else "market order: no price to check against the band"
+        mid = _mid(ctx, order.symbol)
+        if mid is None:
+            return f"no top of book for {order.symbol}: cannot check the price band"
+        if abs(order.price - mid) * BPS > p.max_bps * mid:
+            off = (order.price - mid) * BPS / mid
+            return (
+                f"price {plain(order.price)} is {plain(off.quantize(Decimal('0.01')))} bps from mid "
+                f"{plain(mid)}, beyond max_bps {plain(p.max_bps)}"
+            )
+        return None
+
+
+class StaleDataCheck(BasicCheck):
+    """Deny orders priced off data we cannot trust: old book, silent private stream, clock skew, gap."""
+
+    kind = "stale_data"
+    params_model = StaleDataParams
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p: StaleDataParams = self.params  # type: ignore[assignment]
+        sym = order.symbol
+        if p.check_gaps and ctx.has_gap(sym):
+            return f"unresolved sequence gap on {sym} (book resyncing)"
+        if p.max_book_age is not None:
+            age = ctx.market_age_ns(sym)
+            if age > p.max_book_age:
+                return f"stale book: last {sym} market data {_ms(age)} ms ago > max_book_age {_ms(p.max_book_age)} ms"
+        if p.max_user_silence is not None:
+            age = ctx.user_stream_age_ns()
+            if age > p.max_user_silence:
+                return (
+                    f"private stream silent for {_ms(age)} ms > max_user_silence {_ms(p.max_user_silence)} ms"
+                )
+        if p.max_clock_skew_ms is not None:
+            skew = ctx.clock_skew_ms()
+            if abs(skew) > p.max_clock_skew_ms:
+                return f"clock skew {skew} ms beyond +-{p.max_clock_skew_ms} ms (max_clock_skew_ms)"
+        return None
+
+
+class _HaltingCheck(BasicCheck):
+    """Shared halt bookkeeping: equity from fills, a halt reason, a manual ``resume``."""
+
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        self.equity = EquityTracker()
+        self.halt_reason: str | None = None
+        self.halted_at_ns = 0
+        self.halts = 0
+        self._rebase = False
+
+    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
+        if self._symbols is not None and fill.symbol not in self._symbols:
+            return
+        if self.equity.apply(fill, ctx):
+            self._update(ctx)
+
+    def halted(self, ctx: StrategyContext) -> str | None:
+        self._update(ctx)
+        return self.halt_reason
+
+    def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        self._update(ctx)
+        return None if self.halt_reason is None else f"halted: {self.halt_reason}"
+
+    def resume(self) -> None:
+        """Operator's manual resume: lift the halt; the limit restarts from the current equity."""
+        if self.halt_reason is not None:
+            log.info("risk resume check=%s manual=true after=%r", self.name, self.halt_reason)
+        self.halt_reason = None
+        self._rebase = True
+
+    def _halt(self, now: int, reason: str) -> None:
+        self.halt_reason = reason
+        self.halted_at_ns = now
+        self.halts += 1
+        log.info("risk halt check=%s reason=%r", self.name, reason)
+
+    def _lift(self, why: str) -> None:
+        log.info("risk resume check=%s manual=false why=%r after=%r", self.name, why, self.halt_reason)
+        self.halt_reason = None
+
+    def _update(self, ctx: StrategyContext) -> None:
+        raise NotImplementedError
+
+
+class DrawdownCheck(_HaltingCheck):
+    """Halt when equity falls more than ``max_drawdown`` (quote) below its high-water mark.
+
+    Resume: ``resume: manual`` (default; only ``resume()``), or ``resume_after: <duration>``:
+    once that long has passed since the halt *and* equity is above ``resume_equity_above`` (if
+    given; else back within ``max_drawdown`` of the mark). On resume the high-water mark restarts
+    at the current equity.
+    """
+
+    kind = "drawdown"
+    params_model = DrawdownParams
+
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        self.high_water = ZERO
+        self.last_equity = ZERO
+
+    def _update(self, ctx: StrategyContext) -> None:
+        p: DrawdownParams = self.params  # type: ignore[assignment]
+        if self.equity.empty and not self._rebase and self.halt_reason is None:
+            return  # no fills yet: equity is 0 and so is the drawdown
+        eq = self.equity.equity(ctx)
+        self.last_equity = eq
+        if self._rebase:
+            self.high_water = eq
+            self._rebase = False
+        if self.halt_reason is None:
+            self.high_water = max(self.high_water, eq)
+            dd = self.high_water - eq
+            if dd > p.max_drawdown:
+                self._halt(
+                    ctx.now_ns(),
+                    f"drawdown {plain(dd)} > max_drawdown {plain(p.max_drawdown)} "
+                    f"(equity {plain(eq)}, high-water mark {plain(self.high_water)})",
+                )
+            return
+        if p.resume_after is None or ctx.now_ns() - self.halted_at_ns < p.resume_after:
+            return
+        if p.resume_equity_above is not None:
+            recovered = eq > p.resume_equity_above
+        else:
+            recovered = self.high_water - eq <= p.max_drawdown
+        if recovered:
+            self._lift(f"resume_after elapsed and equity {plain(eq)} recovered")
+            self.high_water = eq
+
+
+class DailyLossCheck(_HaltingCheck):
+    """Halt when equity falls more than ``max_daily_loss`` below its value at the UTC day start.
+
+    The day's baseline is the equity at the first look after midnight UTC. Days are read from
+    ``wall_clock`` (epoch ns, default ``time.time_ns``), not ``ctx.now_ns()``: the engine clock is
+    monotonic and knows no midnight. ``resume: next_day`` (default) lifts the halt at the next UTC
+    day; ``resume: manual`` only through ``resume()`` (after which the day's loss restarts at 0).
+    """
+
+    kind = "daily_loss"
+    params_model = DailyLossParams
+
+    def __init__(self, params: CheckParams, wall_clock: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(params)
+        self._wall = wall_clock
+        self.day: int | None = None
+        self.day_start_equity = ZERO
+        self.last_equity = ZERO
+
+    def _update(self, ctx: StrategyContext) -> None:
+        p: DailyLossParams = self.params  # type: ignore[assignment]
+        now = ctx.now_ns()
+        day = self._wall() // NS_PER_DAY
+        if self.day == day and self.equity.empty and not self._rebase:
+            return
+        eq = self.equity.equity(ctx)
+        self.last_equity = eq
+        if self.day is None:
+            self.day, self.day_start_equity = day, eq
+        elif day != self.day:
+            self.day, self.day_start_equity = day, eq
+            if self.halt_reason is not None and p.resume == "next_day":
+                self._lift("new UTC day")
+        if self._rebase:
+            self.day_start_equity = eq
+            self._rebase = False
+        if self.halt_reason is None:
+            loss = self.day_start_equity - eq
+            if loss > p.max_daily_loss:
+                self._halt(
+                    now,
+                    f"loss {plain(loss)} since UTC day start > max_daily_loss {plain(p.max_daily_loss)} "
+                    f"(equity {plain(eq)}, day start {plain(self.day_start_equity)})",
+                )
+
+
+CHECKS: tuple[type[BasicCheck], ...] = (
+    MaxPositionCheck,
+    MaxInventoryValueCheck,
+    MaxOrderNotionalCheck,
+    MaxOpenOrdersCheck,
+    OrderRateCheck,
+    PriceBandCheck,
+    StaleDataCheck,
+    DrawdownCheck,
+    DailyLossCheck,
+)
+"""Every built-in check, registered under its ``kind``."""
