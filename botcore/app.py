@@ -1,0 +1,367 @@
+"""``botcore run`` and ``botcore check``: assemble a run from the config and the loaded plugins.
+
+``run`` wires, in order: registry -> (paper) embedded venue -> exchange adapter -> instruments ->
+strategies and risk chain -> engine (+ gateway) with the REST account snapshot -> scheduler ->
+``botcore_startup``; then streams start and the main thread only waits, prints a status line and
+handles signals. Every way out (duration, end of a replay, SIGINT, SIGTERM, an error) goes through
+the same shutdown: the engine cancels open orders and waits for their outcomes (bounded), then
+the scheduler, gateway, adapter and venue are closed, ``botcore_shutdown`` runs and a summary is
+printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, TextIO
+
+from botcore.config import BotConfig, ConfigError, validate_against_registry
+from botcore.contracts import VenueEndpoints
+from botcore.engine import Engine, EngineHandle, RiskLink
+from botcore.model import BookTop, Instrument
+from botcore.plugins import Hooks, Registry, collect_registry
+from botcore.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def make_run_id(now_s: int | None = None) -> str:
+    """Base-36 start second (6 chars until 2039, then 7): unique per run, short for client ids."""
+    n = int(time.time() if now_s is None else now_s)
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+    return out or "0"
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Building blocks shared by run and check
+# ------------------------------------------------------------------------------------------------
+
+
+def _registry(pm: Any, args: Any) -> Registry:
+    registry = getattr(args, "registry", None)
+    return registry if registry is not None else collect_registry(pm)
+
+
+def _start_venue(config: BotConfig, hooks: Hooks) -> VenueEndpoints | None:
+    if config.exchange.mode != "paper":
+        return None
+    venue = hooks.start_venue(config)
+    if venue is None:
+        raise ConfigError(
+            f"exchange.mode is 'paper' but no installed plugin starts a paper venue for exchange "
+            f"{config.exchange.name!r}; install botcore-exchange-paper "
+            "(pip install ./plugins/botcore-exchange-paper) or use mode: testnet",
+            source=config.source,
+            key="exchange.mode",
+            line=config.line_of(("exchange", "mode")),
+        )
+    return venue
+
+
+def build_strategies(
+    config: BotConfig, registry: Registry, instruments: Mapping[str, Instrument]
+) -> list[Any]:
+    """Call each strategy factory; a bad parameter becomes a ConfigError at its YAML key."""
+    out = []
+    for i, sc in enumerate(config.strategies):
+        symbols = sc.symbols or config.exchange.symbols
+        try:
+            strat = registry.strategies[sc.type](
+                sc.name, dict(sc.params), {s: instruments[s] for s in symbols}
+            )
+        except ConfigError as exc:
+            raise config.error_at(("strategies", i, "params"), exc) from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise config.error_at(("strategies", i, "params"), exc) from None
+        out.append(strat)
+    return out
+
+
+def build_risk_chain(config: BotConfig, registry: Registry) -> list[RiskLink]:
+    out = []
+    for i, rc in enumerate(config.risk.checks):
+        try:
+            check = registry.risk_checks[rc.type](dict(rc.params))
+        except ConfigError as exc:
+            raise config.error_at(("risk", "checks", i, "params"), exc) from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise config.error_at(("risk", "checks", i, "params"), exc) from None
+        out.append(RiskLink(rc.name or rc.type, check, bool(rc.shadow)))
+    return out
+
+
+def _refuse_production(config: BotConfig, args: Any) -> str | None:
+    ex = config.exchange
+    if ex.mode != "production":
+        return None
+    if not ex.allow_production:
+        return "exchange.mode is 'production' (real money) but exchange.allow_production is not true"
+    if not getattr(args, "i_mean_production", False):
+        return "exchange.mode is 'production' (real money): add --i-mean-production to run it"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# run
+# ------------------------------------------------------------------------------------------------
+
+
+def status_line(st: Mapping[str, Any]) -> str:
+    """One progress line (stderr) from ``Engine.status()``."""
+    pos = " ".join(f"{s}={q}" for s, q in st.get("position", {}).items()) or "-"
+    lat = st.get("latency_us", {})
+    untrusted = [s for s, ok in st.get("trusted", {}).items() if not ok]
+    trust = "ok" if not untrusted else "paused:" + ",".join(untrusted)
+    if st.get("halted"):
+        trust = "HALTED"
+    return (
+        f"[{st.get('elapsed_s', 0.0):8.1f}s] events={st.get('events', 0)} quotes={st.get('quotes', 0)} "
+        f"orders={st.get('orders', 0)} cancels={st.get('cancels', 0)} fills={st.get('fills', 0)} "
+        f"live={st.get('live_orders', 0)} pos {pos} pnl={st.get('pnl', '0')} "
+        + (
+            f"t2o p50={lat.get('p50', 0.0):.1f}us p99={lat.get('p99', 0.0):.1f}us "
+            if lat.get("count")
+            else "t2o - "
+        )
+        + trust
+    )
+
+
+class _Signals:
+    """SIGINT/SIGTERM -> a clean engine stop; a second signal aborts the wait."""
+
+    def __init__(self, stop: Callable[[str], None]) -> None:
+        self._stop = stop
+        self._old: dict[int, Any] = {}
+        self.received: str | None = None
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second {name}")
+        self.received = name
+        self._stop(name)  # SimpleQueue.put is safe from a signal handler
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int:
+    """Trade with ``config`` until the duration ends, the market stream ends or a signal arrives."""
+    out = out or sys.stderr
+    hooks = Hooks(pm)
+    registry = _registry(pm, args)
+    validate_against_registry(config, registry)
+    refusal = _refuse_production(config, args)
+    if refusal:
+        print(f"botcore: refusing to start: {refusal}", file=out)
+        return EXIT_CONFIG
+    if getattr(args, "log_level", None) is None:
+        logging.getLogger().setLevel(config.run.log_level)
+    duration = _seconds(getattr(args, "duration", None) or config.run.duration)
+    status_every = _seconds(config.run.status_every) or 2.0
+    ex = config.exchange
+
+    cleanups: list[tuple[str, Callable[[], Any]]] = []
+    engine: Engine | None = None
+    reason = "startup failed"
+    try:
+        venue = _start_venue(config, hooks)
+        if venue is not None and venue.close is not None:
+            cleanups.append(("venue", venue.close))
+        adapter = registry.exchanges[ex.name](config, venue)
+        cleanups.append(("adapter", adapter.stop))
+        instruments = adapter.exchange_info(list(ex.symbols))
+        strategies = build_strategies(config, registry, instruments)
+        risk = build_risk_chain(config, registry)
+        engine = Engine(instruments, strategies, risk, adapter=adapter, hooks=hooks, run_id=make_run_id())
+        engine.bot_config = config
+        cleanups.append(("gateway", lambda: engine.gateway.close(5.0)))  # type: ignore[union-attr]
+        engine.load_snapshot(adapter.account_snapshot())
+        scheduler = Scheduler(config.schedules, registry.jobs, EngineHandle(engine, adapter, config))
+        cleanups.append(("scheduler", lambda: scheduler.shutdown(wait=False)))
+        hooks.startup(engine)
+        started = time.monotonic()
+        with _Signals(engine.stop) as signals:
+            engine.start()
+            adapter.start(engine, list(ex.symbols))
+            scheduler.start()
+            print(
+                f"botcore: running {config.run.name} on {ex.name} ({ex.mode}) {', '.join(ex.symbols)}"
+                + (f" for {duration:g}s" if duration else ""),
+                file=out,
+                flush=True,
+            )
+            try:
+                while True:
+                    wait = status_every
+                    if duration is not None:
+                        wait = max(0.0, min(wait, started + duration - time.monotonic()))
+                    if engine.join(wait):
+                        break
+                    if duration is not None and time.monotonic() - started >= duration:
+                        engine.stop("duration reached")
+                        break
+                    print(status_line(engine.status()), file=out, flush=True)
+                # the engine cancels open orders and waits for their outcomes (bounded)
+                engine.join(engine.config.stop_timeout + 5.0)
+            except KeyboardInterrupt:
+                print("botcore: second signal: not waiting for the engine any longer", file=out, flush=True)
+        reason = engine.stop_reason or signals.received or "stopped"
+    finally:
+        for what, fn in reversed(cleanups):
+            try:
+                fn()
+            except Exception:
+                log.exception("shutdown: closing the %s failed", what)
+        if engine is not None:
+            try:
+                hooks.shutdown(engine, reason)
+            except Exception:
+                log.exception("shutdown hook failed")
+    st = engine.status()
+    print(status_line(st), file=out)
+    print(_summary(st, reason), file=out, flush=True)
+    if st.get("live_orders"):
+        print(f"botcore: WARNING {st['live_orders']} orders may still be open on the venue", file=out)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _summary(st: Mapping[str, Any], reason: str) -> str:
+    lines = [f"botcore: stopped ({reason})"]
+    lines.append(
+        f"  events {st.get('events', 0)}, frames {st.get('frames', 0)}, quotes {st.get('quotes', 0)}, "
+        f"orders {st.get('orders', 0)}, cancels {st.get('cancels', 0)}, fills {st.get('fills', 0)}"
+    )
+    if st.get("vetoes"):
+        lines.append("  risk vetoes: " + ", ".join(f"{k}={v}" for k, v in sorted(st["vetoes"].items())))
+    lat = st.get("latency_us", {})
+    if lat.get("count"):
+        lines.append(
+            f"  tick-to-order: n={lat['count']} p50={lat['p50']:.1f}us p99={lat['p99']:.1f}us max={lat['max']:.1f}us"
+        )
+    lines.append(f"  position {st.get('position', {})} pnl {st.get('pnl', '0')}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# check
+# ------------------------------------------------------------------------------------------------
+
+
+def _top_from_snapshot(symbol: str, raw: bytes, inst: Instrument) -> BookTop | None:
+    from botcore.core import OrderBook
+
+    book = OrderBook(symbol, inst.price_precision, inst.qty_precision)
+    book.apply_snapshot_json(raw)
+    bp, bq, ap, aq = book.top()
+    if not bp or not ap:
+        return None
+    return BookTop(symbol, bp, bq, ap, aq, book.last_update_id)
+
+
+def check(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int:
+    """Build adapter, instruments and strategies; print them; check first quotes against filters.
+
+    Strategies with a ``first_quotes(top, instruments)`` method are asked for the quotes they would
+    place on the venue's current book; a quote failing an exchange filter, or a strategy that
+    cannot quote at all, fails the check (exit 2).
+    """
+    out = out or sys.stdout
+    hooks = Hooks(pm)
+    registry = _registry(pm, args)
+    validate_against_registry(config, registry)
+    ex = config.exchange
+    problems: list[str] = []
+    cleanups: list[Callable[[], Any]] = []
+    try:
+        venue = _start_venue(config, hooks)
+        if venue is not None and venue.close is not None:
+            cleanups.append(venue.close)
+        adapter = registry.exchanges[ex.name](config, venue)
+        cleanups.append(adapter.stop)
+        instruments = adapter.exchange_info(list(ex.symbols))
+        for sym, inst in instruments.items():
+            print(
+                f"  instrument {sym}: {inst.base_asset}/{inst.quote_asset} tick {inst.tick_size} "
+                f"step {inst.step_size} minNotional {inst.min_notional} status {inst.status}",
+                file=out,
+            )
+            if inst.status != "TRADING":
+                problems.append(f"{sym} is not TRADING ({inst.status})")
+        strategies = build_strategies(config, registry, instruments)
+        build_risk_chain(config, registry)
+        print(
+            "  registry: "
+            + "; ".join(
+                f"{kind} {', '.join(sorted(getattr(registry, kind))) or '-'}"
+                for kind in ("exchanges", "strategies", "risk_checks", "jobs")
+            ),
+            file=out,
+        )
+        tops: dict[str, BookTop | None] = {}
+        for strat in strategies:
+            first = getattr(strat, "first_quotes", None)
+            if not callable(first):
+                continue
+            for sym in strat.symbols:
+                if sym not in tops:
+                    tops[sym] = _top_from_snapshot(sym, adapter.depth_snapshot(sym, 5), instruments[sym])
+                top = tops[sym]
+                if top is None:
+                    problems.append(f"{sym}: the venue's book is empty, cannot check first quotes")
+                    continue
+                quotes = list(first(top, instruments))
+                if not quotes:
+                    problems.append(f"strategy {strat.name} would place no quotes on {sym}")
+                for q in quotes:
+                    failure = instruments[sym].filter_failure(q.price, q.qty)
+                    verdict = "ok" if failure is None else f"FAILS {failure}"
+                    print(
+                        f"  first quote {strat.name} {sym} L{q.level} {q.side} {q.qty} @ {q.price}: {verdict}",
+                        file=out,
+                    )
+                    if failure is not None:
+                        problems.append(
+                            f"strategy {strat.name}: {q.side} {q.qty}@{q.price} on {sym} fails {failure}"
+                        )
+    finally:
+        for fn in reversed(cleanups):
+            try:
+                fn()
+            except Exception:
+                log.exception("check: cleanup failed")
+    if problems:
+        for p in problems:
+            print(f"botcore: check failed: {p}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("check OK", file=out, flush=True)
+    return EXIT_OK

@@ -1,0 +1,1007 @@
+"""The engine: single-writer event loop, book sync, quoting, limits, unknown outcomes, trust, stop.
+
+Most tests drive the engine synchronously (``Engine.process``) with a recording fake gateway, so
+every step is deterministic; the last ones run the real thing: engine thread, gateway pool and
+the replay adapter over the shipped recording.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from botcore import hookimpl
+from botcore.engine import Engine, EngineConfig, EngineHandle, OrderView, RiskLink
+from botcore.events import (
+    DepthSnapshot,
+    GatewayResult,
+    JobRequest,
+    MarketFrame,
+    ReconcileSnapshot,
+    Stop,
+    StreamStatus,
+    UserEvent,
+)
+from botcore.model import (
+    AccountSnapshot,
+    AccountUpdate,
+    Balance,
+    BalanceDelta,
+    BookTop,
+    CancelRequest,
+    ExecutionReport,
+    Fill,
+    Instrument,
+    OrderOutcome,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Quote,
+    Side,
+    TimeInForce,
+)
+from botcore.plugins import Hooks, get_plugin_manager
+from botcore.replay_adapter import ReplayAdapter
+
+S = OrderStatus
+D = Decimal
+SYM = "BTCUSDT"
+INST = Instrument(SYM, "BTC", "USDT", D("0.01"), D("0.00001"), min_qty=D("0.00001"), min_notional=D("5"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Frames and fakes
+# ------------------------------------------------------------------------------------------------
+
+
+def depth(
+    first: int, last: int, bids: Sequence[tuple[str, str]] = (), asks: Sequence[tuple[str, str]] = ()
+) -> bytes:
+    data = {"e": "depthUpdate", "E": 1, "s": SYM, "U": first, "u": last, "b": list(bids), "a": list(asks)}
+    return json.dumps({"stream": "btcusdt@depth@100ms", "data": data}, separators=(",", ":")).encode()
+
+
+def ticker(u: int, bid: str, ask: str, bq: str = "1", aq: str = "1") -> bytes:
+    data = {"u": u, "s": SYM, "b": bid, "B": bq, "a": ask, "A": aq}
+    return json.dumps({"stream": "btcusdt@bookTicker", "data": data}, separators=(",", ":")).encode()
+
+
+SNAP = json.dumps({"lastUpdateId": 100, "bids": [["100.00", "1"]], "asks": [["101.00", "1"]]}).encode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1e9)
+
+
+class FakeGateway:
+    """Records requests; answers nothing unless the test does."""
+
+    def __init__(self) -> None:
+        self.submitted: list[OrderRequest] = []
+        self.cancels: list[CancelRequest] = []
+        self.queries: list[str] = []
+        self.depths: list[str] = []
+
+    def submit(self, order: OrderRequest) -> None:
+        self.submitted.append(order)
+
+    def cancel(self, request: CancelRequest) -> None:
+        self.cancels.append(request)
+
+    def query(self, symbol: str, cid: str) -> None:
+        self.queries.append(cid)
+
+    def fetch_depth(self, symbol: str, limit: int = 1000) -> None:
+        self.depths.append(symbol)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        return True
+
+
+class Quoter:
+    """Quotes bid/ask at the touch (or whatever ``fn`` says)."""
+
+    def __init__(
+        self,
+        name: str = "mm",
+        max_live_orders: int = 4,
+        fn: Callable[[BookTop], list[Quote] | None] | None = None,
+        **attrs: Any,
+    ) -> None:
+        self.name = name
+        self.symbols = [SYM]
+        self.max_live_orders = max_live_orders
+        self.fn = fn or self.touch
+        self.tops: list[BookTop] = []
+        self.fills: list[Fill] = []
+        self.updates: list[ExecutionReport] = []
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    @staticmethod
+    def touch(top: BookTop) -> list[Quote]:
+        return [
+            Quote(Side.BUY, INST.ticks_to_price(top.bid_price), D("0.001")),
+            Quote(Side.SELL, INST.ticks_to_price(top.ask_price), D("0.001")),
+        ]
+
+    def on_top(self, ctx: Any, top: BookTop) -> list[Quote] | None:
+        self.tops.append(top)
+        return self.fn(top)
+
+    def on_fill(self, ctx: Any, fill: Fill) -> None:
+        self.fills.append(fill)
+
+    def on_order_update(self, ctx: Any, report: ExecutionReport) -> None:
+        self.updates.append(report)
+
+
+def make(
+    strategies: Sequence[Any] = (), risk: Sequence[Any] = (), hooks: Any = None, **cfg: Any
+) -> tuple[Engine, FakeGateway, Clock]:
+    gw, clock = FakeGateway(), Clock()
+    config = EngineConfig(snapshot_min_interval=0.0, **cfg)
+    eng = Engine(
+        {SYM: INST}, list(strategies), list(risk), gateway=gw, hooks=hooks, config=config, clock=clock
+    )
+    return eng, gw, clock
+
+
+def go_live(eng: Engine) -> None:
+    eng.process(MarketFrame(depth(99, 103), 0))
+    eng.process(DepthSnapshot(SYM, SNAP, 0))
+    assert eng.book_sync(SYM).trusted
+
+
+def frame(eng: Engine, raw: bytes, clock: Clock | None = None, age_ns: int = 0) -> None:
+    now = clock() if clock is not None else time.monotonic_ns()
+    eng.process(MarketFrame(raw, now - age_ns))
+
+
+def ack(eng: Engine, order: OrderRequest, status: S = S.NEW, **kw: Any) -> None:
+    eng.process(GatewayResult(OrderOutcome("new", order.symbol, order.client_order_id, status, **kw)))
+
+
+def cancelled(eng: Engine, cid: str, status: S = S.CANCELED, **kw: Any) -> None:
+    eng.process(GatewayResult(OrderOutcome("cancel", SYM, cid, status, **kw)))
+
+
+def report(
+    cid: str,
+    status: S,
+    exec_type: str,
+    cum: str = "0",
+    last: str = "0",
+    trade_id: int = -1,
+    side: Side = Side.BUY,
+) -> UserEvent:
+    return UserEvent(
+        ExecutionReport(
+            symbol=SYM,
+            client_order_id=cid,
+            order_id=1,
+            side=side,
+            order_type="LIMIT_MAKER",
+            status=status,
+            execution_type=exec_type,
+            price=D("100"),
+            orig_qty=D("0.001"),
+            cum_qty=D(cum),
+            cum_quote=D(cum) * 100,
+            last_qty=D(last),
+            last_price=D("100") if D(last) else D(0),
+            commission=D(0),
+            commission_asset="USDT" if D(last) else None,
+            trade_id=trade_id,
+            event_time_ms=1,
+            transaction_time_ms=1,
+        ),
+        0,
+    )
+
+
+def live(eng: Engine, strategy: str = "mm") -> list[Any]:
+    return eng.tracker.live(SYM, strategy)
+
+
+# ------------------------------------------------------------------------------------------------
+# Quoting path
+# ------------------------------------------------------------------------------------------------
+
+
+def test_quotes_start_when_book_is_live_and_only_differences_are_sent() -> None:
+    strat = Quoter()
+    eng, gw, clock = make([strat])
+    eng.process(MarketFrame(ticker(90, "99.00", "102.00"), 0))  # no book yet: nothing
+    assert gw.submitted == [] and gw.depths == []
+    go_live(eng)
+    assert gw.depths == [SYM]
+    # trust flipped: the strategy is asked at once
+    assert [(o.side, o.price) for o in gw.submitted] == [(Side.BUY, D("100.00")), (Side.SELL, D("101.00"))]
+    first = gw.submitted[:]
+    assert all(o.order_type is OrderType.LIMIT_MAKER and o.strategy == "mm" for o in first)
+    assert [o.status for o in live(eng)] == [S.PENDING_NEW, S.PENDING_NEW]
+    for o in first:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.00", "101.00", bq="5"), clock)  # qty change: same quotes
+    assert len(strat.tops) == 2 and len(gw.submitted) == 2 and gw.cancels == []
+    frame(eng, ticker(105, "100.01", "101.00"), clock)  # bid moved
+    assert [c.client_order_id for c in gw.cancels] == [first[0].client_order_id]
+    assert (gw.submitted[-1].side, gw.submitted[-1].price) == (Side.BUY, D("100.01"))
+    assert eng.n_quotes == 3 and eng.n_orders == 3 and eng.n_cancels == 1
+
+
+def test_tick_to_order_latency_is_recorded_per_order_sent_from_a_tick() -> None:
+    strat = Quoter()
+    eng, gw, clock = make([strat])
+    go_live(eng)  # quotes from the trust flip carry no tick: not in the histogram
+    assert eng.tick_to_order.count == 0
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.05", "100.95"), clock, age_ns=7_000)
+    assert eng.tick_to_order.count == 2  # two new orders from that frame
+    assert eng.tick_to_order.min_ns == eng.tick_to_order.max_ns == 7_000
+
+
+def test_order_type_time_in_force_and_level_tag_come_from_the_strategy() -> None:
+    strat = Quoter(order_type=OrderType.LIMIT, fn=lambda t: [Quote(Side.BUY, D("100"), D("0.001"), level=3)])
+    eng, gw, _ = make([strat])
+    go_live(eng)
+    (o,) = gw.submitted
+    assert o.order_type is OrderType.LIMIT and o.time_in_force is TimeInForce.GTC and o.tag == "L3"
+    assert eng.tracker.get(o.client_order_id).level == 3  # type: ignore[union-attr]
+
+
+def test_client_order_ids_are_unique_and_deterministic() -> None:
+    strat = Quoter(max_live_orders=100)
+    eng, gw, clock = make([strat])
+    go_live(eng)
+    for u in range(104, 130):
+        frame(eng, ticker(u, f"{100 + (u % 7) / 100:.2f}", "101.00"), clock)
+    ids = [o.client_order_id for o in gw.submitted]
+    assert len(ids) == len(set(ids)) and ids[0] == "bcr0-1" and ids[-1] == f"bcr0-{len(ids)}"
+
+
+def test_none_leaves_orders_alone_and_empty_list_cancels_all() -> None:
+    mode = {"q": Quoter.touch}
+    strat = Quoter(fn=lambda t: mode["q"](t))
+    eng, gw, clock = make([strat])
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    mode["q"] = lambda t: None
+    frame(eng, ticker(104, "99.00", "102.00"), clock)
+    assert gw.cancels == [] and len(gw.submitted) == 2
+    mode["q"] = lambda t: []
+    frame(eng, ticker(105, "99.01", "102.00"), clock)
+    assert len(gw.cancels) == 2 and len(gw.submitted) == 2
+
+
+def test_crossed_top_is_not_quoted() -> None:
+    strat = Quoter()
+    eng, gw, clock = make([strat])
+    go_live(eng)
+    n = len(strat.tops)
+    frame(eng, ticker(104, "101.50", "101.00"), clock)
+    assert len(strat.tops) == n and eng.counters["crossed_or_empty_tops"] == 1
+
+
+def test_strategy_exception_is_counted_and_the_engine_goes_on() -> None:
+    def boom(top: BookTop) -> list[Quote]:
+        raise RuntimeError("bug")
+
+    bad, good = Quoter("bad", fn=boom), Quoter("good")
+    eng, gw, clock = make([bad, good])
+    go_live(eng)
+    assert eng.counters["strategy_errors"] == 1 and {o.strategy for o in gw.submitted} == {"good"}
+
+
+def test_trade_and_foreign_frames_do_not_touch_books() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    frame(eng, b'{"stream":"btcusdt@trade","data":{"e":"trade","p":"1","q":"1"}}', clock)
+    frame(eng, b'{"stream":"ethusdt@bookTicker","data":{"u":1,"b":"1","B":"1","a":"2","A":"1"}}', clock)
+    frame(eng, b'{"result":null,"id":1}', clock)
+    frame(eng, b'{"stream":"btcusdt@kline_1m","data":{}}', clock)
+    frame(eng, b'{"stream":"btcusdt@depth20@100ms","data":{"lastUpdateId":1,"bids":[],"asks":[]}}', clock)
+    assert eng.n_trades == 1 and eng.counters["unrouted_frames"] == 4
+    assert eng.book_sync(SYM).trusted
+
+
+# ------------------------------------------------------------------------------------------------
+# Limits
+# ------------------------------------------------------------------------------------------------
+
+
+def test_never_more_live_orders_than_the_strategy_maximum() -> None:
+    """Cancels in flight and UNKNOWN orders count as live until the venue says otherwise."""
+    strat = Quoter(
+        max_live_orders=2, fn=lambda t: [Quote(Side.BUY, INST.ticks_to_price(t.bid_price), D("0.001"))]
+    )
+    eng, gw, clock = make([strat])
+    go_live(eng)
+    peak = 0
+    for i in range(40):
+        frame(eng, ticker(104 + i, f"{100 + (i % 5) / 100:.2f}", "101.00"), clock)
+        if i % 3 == 0 and gw.submitted:  # ack some, leave others pending
+            last = gw.submitted[-1]
+            if eng.tracker.get(last.client_order_id).status is S.PENDING_NEW:  # type: ignore[union-attr]
+                ack(eng, last)
+        if i == 20:  # one order's fate becomes unknown: it still counts
+            ack(eng, gw.submitted[-1], S.UNKNOWN)
+        peak = max(peak, len(live(eng)))
+        assert len(live(eng)) <= 2
+    assert peak == 2 and eng.counters["deferred_by_max_live"] > 0
+    # cancels resolve: the deferred quote is placed right away, still within the limit
+    before = len(gw.submitted)
+    for c in list(gw.cancels):
+        o = eng.tracker.get(c.client_order_id)
+        if o is not None and o.status is S.PENDING_CANCEL:
+            cancelled(eng, c.client_order_id)
+            assert len(live(eng)) <= 2
+    assert len(gw.submitted) > before
+
+
+def test_vetoed_quotes_do_not_use_up_room() -> None:
+    class VetoSells:
+        name = "no-sells"
+
+        def check(self, order: OrderRequest, ctx: Any) -> str | None:
+            return "no sells" if order.side is Side.SELL else None
+
+    eng, gw, _ = make([Quoter(max_live_orders=1)], [VetoSells()])
+    go_live(eng)
+    assert [o.side for o in gw.submitted] == [Side.BUY]
+
+
+# ------------------------------------------------------------------------------------------------
+# Unknown outcomes
+# ------------------------------------------------------------------------------------------------
+
+
+def test_unknown_new_is_queried_never_resent() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid, S.UNKNOWN, error_msg="TimeoutError: read timed out")
+    assert gw.queries == [bid.client_order_id]
+    assert eng.tracker.get(bid.client_order_id).status is S.UNKNOWN  # type: ignore[union-attr]
+    frame(eng, ticker(104, "100.00", "101.00", bq="2"), clock)  # same quotes: no duplicate order
+    assert len(gw.submitted) == 2
+    eng.process(GatewayResult(OrderOutcome("query", SYM, bid.client_order_id, S.NEW, order_id=9)))
+    o = eng.tracker.get(bid.client_order_id)
+    assert o is not None and o.status is S.NEW and o.order_id == 9
+    assert eng.counters["unknown_outcomes"] == 1 and eng.tracker.unknown() == []
+
+
+def test_failed_query_is_retried_later_with_backoff() -> None:
+    eng, gw, clock = make([Quoter()], query_retry=0.5)
+    go_live(eng)
+    bid = gw.submitted[0]
+    ack(eng, bid, S.UNKNOWN)
+    eng.process(GatewayResult(OrderOutcome("query", SYM, bid.client_order_id, S.UNKNOWN, error_msg="5xx")))
+    eng.drain()
+    assert gw.queries == [bid.client_order_id]  # not yet
+    clock.advance(0.6)
+    eng.drain()
+    assert gw.queries == [bid.client_order_id] * 2
+    eng.process(GatewayResult(OrderOutcome("query", SYM, bid.client_order_id, S.FILLED, cum_qty=D("0.001"))))
+    assert eng.tracker.get(bid.client_order_id).status is S.FILLED  # type: ignore[union-attr]
+
+
+def test_no_such_order_is_believed_only_after_the_grace_period() -> None:
+    eng, gw, clock = make([Quoter()], unknown_grace=10.0)
+    go_live(eng)
+    bid = gw.submitted[0]
+    ack(eng, bid, S.UNKNOWN)
+    no = OrderOutcome(
+        "query", SYM, bid.client_order_id, S.REJECTED, error_code=-2013, error_msg="Order does not exist."
+    )
+    eng.process(GatewayResult(no))
+    assert eng.tracker.get(bid.client_order_id).status is S.UNKNOWN  # type: ignore[union-attr]
+    clock.advance(10.5)
+    eng.drain()
+    assert gw.queries == [bid.client_order_id] * 2
+    eng.process(GatewayResult(no))
+    assert eng.tracker.get(bid.client_order_id).status is S.REJECTED  # type: ignore[union-attr]
+
+
+def test_cancel_of_unknown_order_queries_and_other_cancel_rejects_revert() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    ack(eng, ask)
+    frame(eng, ticker(104, "99.50", "101.50"), clock)  # both move: both cancelled
+    cancelled(eng, bid.client_order_id, S.REJECTED, error_code=-2011, error_msg="Unknown order sent.")
+    assert eng.tracker.get(bid.client_order_id).status is S.UNKNOWN  # type: ignore[union-attr]
+    assert gw.queries == [bid.client_order_id]
+    cancelled(eng, ask.client_order_id, S.REJECTED, error_code=-1015, error_msg="Too many new orders")
+    assert eng.tracker.get(ask.client_order_id).status is S.NEW  # type: ignore[union-attr]
+
+
+def test_cancel_waits_for_the_ack_of_a_pending_order() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    bid = gw.submitted[0]
+    frame(eng, ticker(104, "99.50", "101.00"), clock)  # bid moved before the ack came
+    assert gw.cancels == []
+    assert eng.tracker.get(bid.client_order_id).cancel_wanted  # type: ignore[union-attr]
+    eng.process(report(bid.client_order_id, S.NEW, "NEW"))  # the stream beats the REST ack
+    assert [c.client_order_id for c in gw.cancels] == [bid.client_order_id]
+    ack(eng, bid)  # late REST ack: no regression, no second cancel
+    assert eng.tracker.get(bid.client_order_id).status is S.PENDING_CANCEL  # type: ignore[union-attr]
+    assert len(gw.cancels) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Trust
+# ------------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """A plugin recording every per-event hook."""
+
+    def __init__(self, veto: str | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.veto = veto
+        self.gateway: FakeGateway | None = None
+
+    @hookimpl
+    def botcore_quotes_decided(self, strategy: str, symbol: str, quotes: Sequence[Quote]) -> None:
+        self.calls.append(("quotes", (strategy, symbol, len(quotes))))
+
+    @hookimpl
+    def botcore_order_check(self, order: OrderRequest, context: Any) -> str | None:
+        self.calls.append(("check", order.client_order_id))
+        return self.veto if order.side is Side.SELL else None
+
+    @hookimpl(wrapper=True)
+    def botcore_order_submit(self, order: OrderRequest) -> Any:
+        assert self.gateway is not None
+        before = len(self.gateway.submitted)
+        result = yield
+        self.calls.append(("submit-wrapped", len(self.gateway.submitted) - before))
+        return result
+
+    @hookimpl
+    def botcore_order_submitted(self, order: OrderRequest) -> None:
+        self.calls.append(("submitted", order.client_order_id))
+
+    @hookimpl
+    def botcore_order_outcome(self, outcome: OrderOutcome) -> None:
+        self.calls.append(("outcome", outcome.status))
+
+    @hookimpl
+    def botcore_order_filled(self, fill: Fill) -> None:
+        self.calls.append(("filled", fill.trade_id))
+
+    @hookimpl
+    def botcore_order_cancelled(self, report: ExecutionReport) -> None:
+        self.calls.append(("cancelled", report.client_order_id))
+
+    @hookimpl
+    def botcore_trust_changed(self, stream: str, trusted: bool, reason: str) -> None:
+        self.calls.append(("trust", (stream, trusted, reason)))
+
+    @hookimpl
+    def botcore_reconcile_report(self, job: str, drifts: Sequence[Any]) -> None:
+        self.calls.append(("reconcile", (job, len(drifts))))
+
+    def of(self, kind: str) -> list[Any]:
+        return [v for k, v in self.calls if k == kind]
+
+
+def hooked(veto: str | None = None, **kw: Any) -> tuple[Engine, FakeGateway, Clock, Recorder, Quoter]:
+    rec = Recorder(veto)
+    hooks = Hooks(get_plugin_manager(load_entrypoints=False, extra=[rec]))
+    strat = Quoter()
+    eng, gw, clock = make([strat], hooks=hooks, **kw)
+    rec.gateway = gw
+    return eng, gw, clock, rec, strat
+
+
+def test_gap_pauses_quoting_cancels_orders_and_resumes_after_resync() -> None:
+    eng, gw, clock, rec, strat = hooked()
+    go_live(eng)
+    assert rec.of("trust") == [("market:BTCUSDT", True, "resynced")]
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, depth(104, 105), clock)
+    frame(eng, depth(108, 109), clock)  # 106..107 lost
+    assert rec.of("trust")[-1] == ("market:BTCUSDT", False, "sequence gap")
+    assert not eng.is_quoting(SYM) and len(gw.cancels) == 2 and gw.depths == [SYM, SYM]
+    n_tops = len(strat.tops)
+    frame(eng, ticker(110, "100.00", "101.00"), clock)  # no quoting while the book resyncs
+    assert len(strat.tops) == n_tops
+    for c in gw.cancels:
+        cancelled(eng, c.client_order_id)
+    eng.process(
+        DepthSnapshot(
+            SYM,
+            json.dumps({"lastUpdateId": 108, "bids": [["100.00", "1"]], "asks": [["101.00", "1"]]}).encode(),
+            0,
+        )
+    )
+    assert eng.is_quoting(SYM) and rec.of("trust")[-1] == ("market:BTCUSDT", True, "resynced")
+    assert len(gw.submitted) == 4  # requoted straight away
+    assert eng.book_sync(SYM).gaps == 1 and eng.counters["quoting_paused"] == 1
+
+
+def test_snapshot_requests_are_rate_limited() -> None:
+    eng, gw, clock = make([Quoter()])
+    eng.config.snapshot_min_interval = 1.0
+    go_live(eng)
+    frame(eng, depth(200, 201), clock)  # gap
+    eng.process(DepthSnapshot(SYM, b"", 0))  # the fetch failed
+    assert gw.depths == [SYM]  # the retry waits for the interval
+    clock.advance(1.1)
+    eng.drain()
+    assert gw.depths == [SYM, SYM]
+
+
+def test_user_stream_loss_pauses_and_cancels_then_resumes() -> None:
+    eng, gw, clock, rec, strat = hooked()
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)  # ask still pending
+    eng.process(StreamStatus("user", False, "reconnecting", 0))
+    assert ("user", False, "reconnecting") in rec.of("trust")
+    assert [c.client_order_id for c in gw.cancels] == [bid.client_order_id]
+    assert eng.tracker.get(ask.client_order_id).cancel_wanted  # type: ignore[union-attr]
+    ack(eng, ask)
+    assert [c.client_order_id for c in gw.cancels] == [bid.client_order_id, ask.client_order_id]
+    frame(eng, ticker(104, "100.50", "101.00"), clock)
+    assert len(gw.submitted) == 2  # paused
+    for c in gw.cancels:
+        cancelled(eng, c.client_order_id)
+    eng.process(StreamStatus("user", True, "subscribed", 0))
+    assert eng.is_quoting(SYM) and len(gw.submitted) == 4
+    eng.process(StreamStatus("user", True, "heartbeat", 0))  # no change: freshness only
+    assert rec.of("trust").count(("user", True, "heartbeat")) == 0
+
+
+def test_market_reconnect_rebuilds_the_book() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    eng.process(StreamStatus("market", False, "reconnecting", 0))
+    assert not eng.book_sync(SYM).trusted and eng.book_sync(SYM).book.state == 0
+    eng.process(StreamStatus("market", True, "connected", 0))
+    assert not eng.is_quoting(SYM)  # trusted stream, but the book is not synced yet
+    frame(eng, depth(300, 302), clock)
+    assert gw.depths == [SYM, SYM]
+    eng.process(
+        DepthSnapshot(
+            SYM,
+            json.dumps({"lastUpdateId": 301, "bids": [["1.00", "1"]], "asks": [["2.00", "1"]]}).encode(),
+            0,
+        )
+    )
+    assert eng.is_quoting(SYM)
+    eng.process(StreamStatus("market:BTCUSDT", False, "stalled", 0))
+    assert not eng.is_quoting(SYM)
+    eng.process(StreamStatus("bogus", False, "?", 0))  # ignored
+
+
+# ------------------------------------------------------------------------------------------------
+# Risk and hooks
+# ------------------------------------------------------------------------------------------------
+
+
+class Veto:
+    def __init__(self, name: str, reason: str | None = "too big", raise_: bool = False) -> None:
+        self.name, self.reason, self.raise_ = name, reason, raise_
+        self.seen: list[str] = []
+
+    def check(self, order: OrderRequest, ctx: Any) -> str | None:
+        self.seen.append(order.client_order_id)
+        if self.raise_:
+            raise RuntimeError("broken check")
+        return self.reason
+
+
+def test_first_veto_wins_and_is_counted_per_check() -> None:
+    first, second = Veto("first"), Veto("second")
+    eng, gw, _ = make([Quoter()], [first, second])
+    go_live(eng)
+    assert gw.submitted == [] and eng.tracker.live_count() == 0
+    assert eng.vetoes == {"first": 2} and second.seen == []
+    eng.drain()  # housekeeping publishes the status snapshot
+    assert eng.status()["vetoes"] == {"first": 2}
+
+
+def test_shadow_check_logs_but_lets_orders_through() -> None:
+    shadow, real = Veto("shadowed"), Veto("ok", reason=None)
+    eng, gw, _ = make([Quoter()], [RiskLink("shadowed", shadow, shadow=True), real])
+    go_live(eng)
+    assert len(gw.submitted) == 2 and eng.shadow_vetoes == {"shadowed": 2} and eng.vetoes == {}
+    assert len(real.seen) == 2  # the chain went on
+
+
+def test_a_raising_check_fails_closed() -> None:
+    eng, gw, _ = make([Quoter()], [Veto("buggy", raise_=True)])
+    go_live(eng)
+    assert gw.submitted == [] and eng.vetoes == {"buggy": 2}
+
+
+def test_plugin_hooks_around_the_order_path() -> None:
+    eng, gw, clock, rec, strat = hooked(veto="plugin says no")
+    go_live(eng)
+    assert rec.of("quotes") == [("mm", SYM, 2)]
+    assert len(rec.of("check")) == 2 and eng.vetoes == {"plugin": 1}
+    (bid,) = gw.submitted  # the sell was vetoed by the plugin, after the risk chain
+    assert rec.of("submit-wrapped") == [1]  # the wrapper saw the hand-off happen inside it
+    assert rec.of("submitted") == [bid.client_order_id]
+    ack(eng, bid)
+    assert rec.of("outcome") == [S.NEW]
+    eng.process(
+        report(bid.client_order_id, S.PARTIALLY_FILLED, "TRADE", cum="0.0005", last="0.0005", trade_id=11)
+    )
+    assert rec.of("filled") == [11] and [f.trade_id for f in strat.fills] == [11]
+    eng.process(report(bid.client_order_id, S.CANCELED, "CANCELED", cum="0.0005"))
+    assert rec.of("cancelled") == [bid.client_order_id]
+    assert [r.status for r in strat.updates] == [S.PARTIALLY_FILLED, S.CANCELED]
+
+
+def test_order_submit_hook_failure_before_hand_off_means_not_sent() -> None:
+    class Broken:
+        @hookimpl
+        def botcore_order_submit(self, order: OrderRequest) -> None:
+            raise RuntimeError("audit log down")
+
+    hooks = Hooks(get_plugin_manager(load_entrypoints=False, extra=[Broken()]))
+    eng, gw, _ = make([Quoter()], hooks=hooks)
+    go_live(eng)
+    assert gw.submitted == [] and eng.tracker.live_count() == 0
+    assert all(o.status is S.REJECTED for o in eng.tracker)
+
+
+def test_stateful_risk_check_halts_and_resumes() -> None:
+    class Drawdown:
+        name = "drawdown"
+
+        def __init__(self) -> None:
+            self.fills: list[int] = []
+            self.stop: str | None = None
+
+        def check(self, order: OrderRequest, ctx: Any) -> str | None:
+            return None
+
+        def on_fill(self, fill: Fill, ctx: Any) -> None:
+            self.fills.append(fill.trade_id)
+            self.stop = "loss limit"
+
+        def halted(self, ctx: Any) -> str | None:
+            return self.stop
+
+    dd = Drawdown()
+    eng, gw, clock = make([Quoter()], [dd])
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    ack(eng, ask)
+    eng.process(
+        report(bid.client_order_id, S.PARTIALLY_FILLED, "TRADE", cum="0.0005", last="0.0005", trade_id=5)
+    )
+    assert dd.fills == [5]
+    assert not eng.is_quoting(SYM) and eng.counters["risk_halts"] == 1
+    eng.drain()
+    assert eng.status()["halted"] == "risk drawdown: loss limit"
+    assert {c.client_order_id for c in gw.cancels} == {bid.client_order_id, ask.client_order_id}
+    dd.stop = None
+    clock.advance(0.1)
+    eng.drain()
+    assert eng.is_quoting(SYM)
+
+
+# ------------------------------------------------------------------------------------------------
+# User data, reconciliation, jobs, context
+# ------------------------------------------------------------------------------------------------
+
+
+def test_fills_are_applied_once_whatever_the_source() -> None:
+    strat = Quoter()
+    eng, gw, _ = make([strat])
+    go_live(eng)
+    bid = gw.submitted[0]
+    fill = Fill(SYM, bid.client_order_id, 1, 77, Side.BUY, D("100"), D("0.0005"), D(0), "USDT", True, 1)
+    eng.process(
+        GatewayResult(
+            OrderOutcome("new", SYM, bid.client_order_id, S.PARTIALLY_FILLED, cum_qty=D("0.0005")), (fill,)
+        )
+    )
+    eng.process(
+        report(bid.client_order_id, S.PARTIALLY_FILLED, "TRADE", cum="0.0005", last="0.0005", trade_id=77)
+    )
+    assert eng.n_fills == 1 and len(strat.fills) == 1
+    assert eng.positions.position(SYM) == D("0.0005")
+
+
+def test_account_updates_reach_the_position_cache() -> None:
+    eng, _, _ = make()
+    eng.process(UserEvent(AccountUpdate((Balance("USDT", D("900"), D("100")),), 10), 0))
+    eng.process(UserEvent(BalanceDelta("USDT", D("50"), 20), 0))
+    assert eng.positions.free("USDT") == D("950") and eng.positions.locked("USDT") == D("100")
+
+
+def test_reconcile_snapshot_reports_drifts_through_the_hook() -> None:
+    eng, gw, clock, rec, strat = hooked()
+    eng.process(ReconcileSnapshot("light", AccountSnapshot((Balance("USDT", D("10"), D(0)),), (), 5, 6)))
+    assert rec.of("reconcile") == [("light", 1)] and eng.positions.free("USDT") == D("10")
+    assert eng.counters["drifts"] == 1
+
+
+def _open(order: OrderRequest) -> Any:
+    from botcore.model import OpenOrder
+
+    return OpenOrder(
+        SYM,
+        order.client_order_id,
+        1,
+        order.side,
+        "LIMIT_MAKER",
+        S.NEW,
+        order.price,
+        order.qty,
+        D(0),
+        D(0),
+        1,
+        1,
+    )
+
+
+def test_reconcile_queries_acknowledged_orders_the_venue_no_longer_lists() -> None:
+    eng, gw, clock = make([Quoter()], reconcile_grace=5.0)
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    ack(eng, ask)
+    snap = AccountSnapshot((), (_open(ask),), 5, 6)
+    eng.process(ReconcileSnapshot("light", snap))
+    assert gw.queries == []  # too recent to question
+    clock.advance(6)
+    eng.process(ReconcileSnapshot("light", snap))
+    assert gw.queries == [bid.client_order_id] and eng.counters["reconcile_queries"] == 1
+    assert eng.tracker.get(bid.client_order_id).status is S.UNKNOWN  # type: ignore[union-attr]
+    assert eng.tracker.get(ask.client_order_id).status is S.NEW  # type: ignore[union-attr]
+    eng.process(GatewayResult(OrderOutcome("query", SYM, bid.client_order_id, S.FILLED, cum_qty=D("0.001"))))
+    assert eng.tracker.get(bid.client_order_id).status is S.FILLED  # type: ignore[union-attr]
+
+
+def test_requests_without_an_answer_are_queried_after_the_timeout() -> None:
+    eng, gw, clock = make([Quoter()], pending_timeout=30.0)
+    go_live(eng)
+    eng.drain()
+    assert gw.queries == []
+    clock.advance(31)
+    eng.drain()
+    assert sorted(gw.queries) == sorted(o.client_order_id for o in gw.submitted)
+    assert eng.counters["pending_timeouts"] == 2
+    assert all(o.status is S.UNKNOWN for o in eng.tracker.live())
+
+
+def test_load_snapshot_before_start_only() -> None:
+    eng, _, _ = make()
+    drifts = eng.load_snapshot(AccountSnapshot((Balance("BTC", D("0.5"), D(0)),), (), 1, 1))
+    assert eng.positions.free("BTC") == D("0.5") and len(drifts) == 1
+    eng.process(JobRequest("nothing"))
+    with pytest.raises(RuntimeError):
+        eng.load_snapshot(AccountSnapshot((), (), 1, 1))
+
+
+def test_context_facts_for_strategies_and_risk_checks() -> None:
+    seen: dict[str, Any] = {}
+
+    def look(top: BookTop) -> list[Quote]:
+        ctx = eng.ctx
+        seen["age"] = ctx.market_age_ns(SYM)
+        seen["gap"] = ctx.has_gap(SYM)
+        seen["top"] = ctx.book(SYM).top()
+        seen["live"] = ctx.live_orders(SYM, "mm")
+        seen["trusted"] = ctx.is_trusted(SYM)
+        return Quoter.touch(top)
+
+    eng, gw, clock = make([Quoter(fn=look)])
+    ctx = eng.ctx
+    assert ctx.has_gap(SYM) and ctx.book(SYM).top() is None and ctx.market_age_ns(SYM) > 10**15
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    clock.advance(2)
+    frame(eng, ticker(104, "100.10", "101.00"), clock, age_ns=1_000)
+    assert seen["age"] == 1_000 and seen["gap"] is False and seen["trusted"] is True
+    assert seen["top"].bid_price == 10010 and seen["top"].symbol == SYM
+    assert all(isinstance(v, OrderView) for v in seen["live"]) and len(seen["live"]) == 2
+    with pytest.raises(AttributeError):
+        seen["live"][0].price = D(1)  # read-only copies
+    assert ctx.user_stream_age_ns() >= 2 * 10**9
+    eng.process(UserEvent(BalanceDelta("USDT", D(1), 5), 0))
+    assert ctx.user_stream_age_ns() == 0
+    assert ctx.clock_skew_ms() == 0
+    eng.process(JobRequest("clock_skew", {"skew_ms": -250}))
+    assert ctx.clock_skew_ms() == -250
+    assert ctx.instruments[SYM] is INST and ctx.positions.position(SYM) == 0
+    assert ctx.book(SYM).depth(1) == ([(10000, 100000000)], [(10100, 100000000)])
+    with pytest.raises(TypeError):
+        ctx.instruments["X"] = INST  # type: ignore[index]
+
+
+def test_job_requests_run_registered_handlers_on_the_engine_thread() -> None:
+    eng, _, _ = make()
+    got: list[tuple[str, int]] = []
+    eng.on_job("ping", lambda e, p: got.append((threading.current_thread().name, p["n"])))
+    eng.process(JobRequest("ping", {"n": 3}))
+    assert got == [(threading.current_thread().name, 3)]
+
+
+def test_engine_handle_for_jobs() -> None:
+    eng, _, _ = make()
+    h = EngineHandle(eng, adapter=None, config="cfg")
+    h.put(JobRequest("x"))
+    assert eng.backlog() == 1 and h.symbols == (SYM,) and h.config == "cfg"
+    assert h.is_own_order("bcr0-5") and not h.is_own_order("x-123")
+    assert "events" in h.status()
+
+
+def test_handler_errors_are_counted_and_too_many_stop_the_engine() -> None:
+    eng, _, _ = make(max_errors=3)
+    eng._dispatch[JobRequest] = lambda ev: 1 / 0  # a bug in a handler
+    for _ in range(3):
+        eng.put(JobRequest("x"))
+    eng.put(Stop("never reached"))
+    eng.run()
+    assert eng.counters["handler_errors"] == 3 and eng.stop_reason == "too many errors (3)"
+
+
+# ------------------------------------------------------------------------------------------------
+# Stop
+# ------------------------------------------------------------------------------------------------
+
+
+def test_stop_cancels_every_live_order_and_waits_for_the_outcomes() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    eng.process(Stop("SIGTERM"))
+    assert eng.is_running and [c.client_order_id for c in gw.cancels] == [bid.client_order_id]
+    frame(eng, ticker(104, "90.00", "91.00"), clock)  # ignored while stopping
+    assert len(gw.submitted) == 2
+    ack(eng, ask)  # acked after the stop: cancelled too
+    assert [c.client_order_id for c in gw.cancels] == [bid.client_order_id, ask.client_order_id]
+    cancelled(eng, bid.client_order_id)
+    assert eng.is_running
+    cancelled(eng, ask.client_order_id)
+    assert not eng.is_running and eng.stop_reason == "SIGTERM"
+
+
+def test_stop_gives_up_after_the_timeout() -> None:
+    eng, gw, clock = make([Quoter()], stop_timeout=2.0)
+    go_live(eng)
+    eng.put(Stop("test"))
+    t = threading.Thread(target=lambda: (time.sleep(0.05), clock.advance(3)))
+    t.start()
+    assert eng.run() == "test"
+    t.join()
+    assert eng.tracker.live_count() == 2  # never answered: reported, not hidden
+
+
+# ------------------------------------------------------------------------------------------------
+# The real thing: engine thread + gateway pool + replay adapter
+# ------------------------------------------------------------------------------------------------
+
+
+def replay_engine(**adapter_kw: Any) -> tuple[Engine, ReplayAdapter, Quoter]:
+    adapter = ReplayAdapter(**adapter_kw)
+    inst = adapter.exchange_info([SYM])
+    strat = Quoter(max_live_orders=4)
+    cfg = EngineConfig(debug_thread_check=True, snapshot_min_interval=0.05)
+    eng = Engine(inst, [strat], adapter=adapter, config=cfg)
+    eng.load_snapshot(adapter.account_snapshot())
+    return eng, adapter, strat
+
+
+def test_threaded_run_only_the_engine_thread_writes_and_stop_cancels_everything() -> None:
+    eng, adapter, strat = replay_engine(max_frames=60_000, stop_at_end=False)
+    eng.start()
+    adapter.start(eng, [SYM])
+    assert adapter.wait_done(30)
+    deadline = time.monotonic() + 10
+    while eng.status()["live_orders"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    eng.stop("test over")
+    assert eng.join(10)
+    adapter.stop()
+    assert eng.gateway.close()
+    st = eng.status()
+    assert st["counters"].get("handler_errors", 0) == 0  # no thread-ownership assertion fired
+    assert st["orders"] > 0 and st["cancels"] > 0 and st["illegal_transitions"] == 0
+    assert st["live_orders"] == 0 and adapter.open_orders() == []
+    assert eng.stop_reason == "test over"
+    assert eng.tick_to_order.count > 0 and st["latency_us"]["p50"] > 0
+    assert all(top.bid_price < top.ask_price for top in strat.tops)
+
+
+def test_debug_check_catches_a_write_from_another_thread() -> None:
+    eng, adapter, _ = replay_engine()
+    eng.process(JobRequest("noop"))  # binds the owner: this thread
+    errors: list[BaseException] = []
+
+    def intruder() -> None:
+        for attempt in (
+            lambda: eng.positions.apply_balance_delta(BalanceDelta("USDT", D(1), 99)),
+            lambda: eng.tracker.track(OrderRequest(SYM, Side.BUY, D(1), D(1), client_order_id="evil")),
+            lambda: eng.book_sync(SYM).book.clear(),
+            lambda: eng.process(JobRequest("noop")),
+        ):
+            try:
+                attempt()
+            except (AssertionError, RuntimeError) as exc:
+                errors.append(exc)
+
+    t = threading.Thread(target=intruder, name="intruder")
+    t.start()
+    t.join()
+    assert len(errors) == 4 and "intruder" in str(errors[0])
+    eng.gateway.close()
+
+
+def test_replayed_gap_resyncs_and_quoting_resumes() -> None:
+    eng, adapter, strat = replay_engine(max_frames=40_000, drop_depth={200}, max_backlog=50)
+    eng.start()
+    adapter.start(eng, [SYM])
+    assert eng.join(30) and eng.stop_reason == "replay finished"
+    eng.gateway.close()
+    sync = eng.book_sync(SYM)
+    assert adapter.depth_dropped == 1
+    assert sync.gaps == 1 and sync.snapshots_applied == 2 and sync.trusted
+    assert not eng.is_quoting(SYM)  # stopped
+    assert eng.counters["quoting_paused"] >= 1 and eng.counters["quoting_resumed"] >= 2
+    assert eng.status()["live_orders"] == 0
+
+
+def test_status_is_readable_from_another_thread_while_running() -> None:
+    eng, adapter, _ = replay_engine(max_frames=20_000, stop_at_end=True)
+    eng.start()
+    adapter.start(eng, [SYM])
+    seen = []
+    while not eng.join(0.01):
+        st = eng.status()
+        seen.append(st["events"])
+        st["events"] = -1  # a copy: the engine's own snapshot is untouched
+    eng.gateway.close()
+    assert seen == sorted(seen) and eng.status()["events"] >= 20_000
+    assert set(eng.status()) >= {"quotes", "orders", "fills", "position", "pnl", "trusted", "latency_us"}
+
+
+def test_put_is_safe_from_many_threads() -> None:
+    eng, _, _ = make()
+    got: list[int] = []
+    eng.on_job("n", lambda e, p: got.append(p["i"]))
+
+    def produce(base: int) -> None:
+        for i in range(500):
+            eng.put(JobRequest("n", {"i": base + i}))
+
+    threads = [threading.Thread(target=produce, args=(k * 1000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    eng.put(Stop("done"))
+    eng.start()
+    assert eng.join(10)
+    assert sorted(got) == sorted(k * 1000 + i for k in range(4) for i in range(500))
