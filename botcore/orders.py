@@ -50,8 +50,10 @@ class ClientOrderIds:
     def __init__(self, run_id: str, prefix: str = "bc", start: int = 0) -> None:
         if not _RUN_RE.match(run_id):
             raise ValueError(f"run id {run_id!r} must be 1-20 letters/digits")
-        if not re.match(r"^[A-Za-z0-9._:/]{0,8}$", prefix):
-            raise ValueError(f"client id prefix {prefix!r} must be <= 8 chars of [A-Za-z0-9._:/]")
+        # ':' and '/' are legal in Binance ids but are percent-encoded on the wire, so the signed
+        # bytes would differ from the sent ones in some clients: keep ids to URL-safe characters.
+        if not re.match(r"^[A-Za-z0-9._]{0,8}$", prefix):
+            raise ValueError(f"client id prefix {prefix!r} must be <= 8 chars of [A-Za-z0-9._]")
         self.prefix = prefix
         self.run_id = run_id
         self.seq = start

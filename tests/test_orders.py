@@ -67,9 +67,11 @@ def test_ids_reject_bad_run_ids(run_id: str) -> None:
         ClientOrderIds(run_id)
 
 
-def test_ids_reject_bad_prefix() -> None:
+@pytest.mark.parametrize("prefix", ["way-too-long-prefix", "a:b", "a/b", "a b"])
+def test_ids_reject_bad_prefix(prefix: str) -> None:
+    """Too long, or characters that get percent-encoded on the wire (signature mismatch risk)."""
     with pytest.raises(ValueError):
-        ClientOrderIds("abc", prefix="way-too-long-prefix")
+        ClientOrderIds("abc", prefix=prefix)
 
 
 # ------------------------------------------------------------------------------------------------
