@@ -169,26 +169,21 @@ class Run:
         return pairs / (time.perf_counter() - t0)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=300, help="orders per repetition (each is placed and cancelled)")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--workers", type=int, default=4, help="requests in flight for the throughput figure")
-    ap.add_argument("--venue", choices=("embedded", "process"), default="embedded")
-    args = ap.parse_args()
-
-    endpoints, close = start_venue(args.venue)
+def measure(orders: int = 300, reps: int = 5, workers: int = 4, venue: str = "embedded") -> dict[str, dict[str, float]]:
+    """Medians over ``reps`` (transports interleaved): {"rest"|"ws_api": {wire_p50, wire_p99, rtt_p50,
+    rtt_p99, pairs_per_s}}; latencies in µs. ``bench/run.py`` calls this."""
+    endpoints, close = start_venue(venue)
     results: dict[str, dict[str, list[float]]] = {}
     try:
-        adapters = {t: adapter_for(endpoints, t, args.workers) for t in ("rest", "ws_api")}
+        adapters = {t: adapter_for(endpoints, t, workers) for t in ("rest", "ws_api")}
         price = quote_price(adapters["rest"])
         runs = {t: Run(a, price, f"bench{t.replace('_', '')}{os.getpid()}") for t, a in adapters.items()}
         for t in runs:  # warm-up: connections, caches
             runs[t].latency(20)
-        for _ in range(args.reps):
+        for _ in range(reps):
             for t, run in runs.items():  # interleaved so drift hits both transports alike
-                lat = run.latency(args.orders)
-                tput = run.throughput(args.orders, args.workers)
+                lat = run.latency(orders)
+                tput = run.throughput(orders, workers)
                 r = results.setdefault(t, {})
                 for k, v in lat.items():
                     r.setdefault(k, []).append(v)
@@ -197,8 +192,18 @@ def main() -> int:
             a.stop()
     finally:
         close()
+    return {t: {k: statistics.median(v) for k, v in r.items()} for t, r in results.items()}
 
-    med = {t: {k: statistics.median(v) for k, v in r.items()} for t, r in results.items()}
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=300, help="orders per repetition (each is placed and cancelled)")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=4, help="requests in flight for the throughput figure")
+    ap.add_argument("--venue", choices=("embedded", "process"), default="embedded")
+    args = ap.parse_args()
+
+    med = measure(args.orders, args.reps, args.workers, args.venue)
     rows = [
         ("decided -> on the wire, p50 (us)", "wire_p50"),
         ("decided -> on the wire, p99 (us)", "wire_p99"),

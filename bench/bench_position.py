@@ -157,6 +157,17 @@ def cases(mod: Any, n: int) -> dict[str, Callable[[], int]]:
     }
 
 
+def measure(
+    n: int = 20_000, reps: int = 7, only: tuple[str, ...] | None = None
+) -> dict[str, tuple[float, float]]:
+    """{operation: (pure twin ns/op, compiled ns/op)}, medians over interleaved reps (``bench/run.py``)."""
+    py = importlib.import_module("botcore.core._position_py")
+    c = importlib.import_module("botcore.core._position_c")
+    cases_py = cases(py, n)
+    cases_c = cases(c, n)
+    return {k: timed_pair(cases_py[k], cases_c[k], reps) for k in cases_py if only is None or k in only}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=7)

@@ -12,7 +12,8 @@ Scenarios, each a fresh ``Venue`` (speed 0, priming not timed) stepped to the en
 
 Figures are CPU-time medians (and minima) over ``--repeat`` runs (the machine is shared; wall time is
 noisy); events/s = recorded events / CPU seconds; the ratio column (medians) is against ``no orders``.
-Run: ``python bench/bench_venue.py [--repeat N]``.
+Run: ``python bench/bench_venue.py [--repeat N]``. ``bench/run.py`` uses ``run_plain`` (wall clock,
+``recordings`` cut to its ``--frames``) as the floor of its in-process replay rows.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from botcore_exchange_paper.config import AccountSpec, PaperConfig
 from botcore_exchange_paper.market import ReplaySource
@@ -39,8 +41,12 @@ class _Null:
         pass
 
 
-def _venue(listener: bool) -> Venue:
-    cfg = PaperConfig(speed=0, accounts=[AccountSpec("k", "s", {"USDT": Decimal(10**7), "BTC": Decimal(100)})])
+def _venue(listener: bool, recordings: list[Path] | None = None) -> Venue:
+    cfg = PaperConfig(
+        speed=0,
+        recordings=recordings,
+        accounts=[AccountSpec("k", "s", {"USDT": Decimal(10**7), "BTC": Decimal(100)})],
+    )
     v = Venue(cfg, clock=lambda: 1)
     if listener:
         v.add_listener(_Null())
@@ -56,11 +62,14 @@ def run_source() -> tuple[int, float]:
     return n, time.process_time() - t
 
 
-def run_plain(listener: bool) -> tuple[int, float]:
-    v = _venue(listener)
-    t = time.process_time()
+def run_plain(
+    listener: bool, recordings: list[Path] | None = None, clock: Callable[[], float] = time.process_time
+) -> tuple[int, float]:
+    """(events, seconds) to step a fresh venue through the capture; ``clock`` picks CPU or wall time."""
+    v = _venue(listener, recordings)
+    t = clock()
     n = v.step(10**9)
-    return n, time.process_time() - t
+    return n, clock() - t
 
 
 def run_resting(n_orders: int = 20) -> tuple[int, float]:

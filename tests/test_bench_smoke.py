@@ -1,0 +1,50 @@
+"""The benchmark runner still runs: ``bench/run.py`` on a tiny input prints its table and exits 0.
+
+Speed is never asserted here (figures live in bench/README.md); this only catches a runner broken
+by an API change in the code it measures.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+HEADER = "| # | measurement"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "BOTCORE_BENCH_NAUTILUS_PYTHON": "",
+    }  # the optional extra stays out of the smoke test
+    return subprocess.run(
+        [sys.executable, str(RUN), *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def test_quick_book_section_prints_the_table() -> None:
+    proc = _run("--quick", "--only", "book", "--frames", "200", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    header = [ln for ln in lines if ln.startswith(HEADER)]
+    assert len(header) == 1, proc.stdout
+    rows = [ln for ln in lines if ln.startswith("| 1 |")]
+    assert any("bytes->book+top" in ln and "pure-Python twin" in ln for ln in rows), proc.stdout
+    assert any("nautilus-trader" in ln and "skipped" in ln for ln in rows), proc.stdout
+    assert "FAILED" not in proc.stdout
+
+
+def test_unknown_section_is_refused() -> None:
+    proc = _run("--only", "book,nosuch")
+    assert proc.returncode == 2
+    assert "nosuch" in proc.stderr
+    assert HEADER not in proc.stdout
+
+
+def test_bad_sizes_are_refused() -> None:
+    proc = _run("--only", "book", "--frames", "0")
+    assert proc.returncode == 2
+    assert "--frames" in proc.stderr
