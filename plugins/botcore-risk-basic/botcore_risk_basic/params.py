@@ -8,61 +8,29 @@ durations accept seconds or ``"200ms"``/``"5s"``/``"2m"``/``"1h"`` and are held 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
+from botcore.params import NS_PER_MS as NS_PER_MS  # re-exported: checks and tests use them
+from botcore.params import NS_PER_S as NS_PER_S
+from botcore.params import DurationNs as DurationNs
+from botcore.params import float_as_decimal_text as _to_decimal
+from botcore.params import parse_duration_ns as parse_duration_ns
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
     model_validator,
 )
-
-NS_PER_S = 1_000_000_000
-NS_PER_MS = 1_000_000
-
-_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_NS = {"ms": NS_PER_MS, "s": NS_PER_S, "m": 60 * NS_PER_S, "h": 3600 * NS_PER_S, None: NS_PER_S}
 
 
 class ParamsError(ValueError):
     """Bad risk-check parameters; the message names each parameter and what it accepts."""
 
 
-def parse_duration_ns(value: Any) -> int:
-    """Seconds (int/float/Decimal) or ``"<number><ms|s|m|h>"`` -> integer nanoseconds (>= 0)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration (seconds, or a string like '200ms', '5s', '2m')")
-    if isinstance(value, int | float | Decimal):
-        try:
-            seconds = Decimal(str(value))
-        except InvalidOperation as exc:
-            raise ValueError(f"expected a duration, got {value!r}") from exc
-        if not seconds.is_finite() or seconds < 0:
-            raise ValueError(f"duration must be a finite number of seconds >= 0, got {value!r}")
-        return int(seconds * NS_PER_S)
-    if isinstance(value, str):
-        m = _DURATION_RE.match(value)
-        if m is None:
-            raise ValueError(f"expected a duration like '200ms', '5s', '2m', '1h' or seconds, got {value!r}")
-        return int(Decimal(m.group(1)) * _UNIT_NS[m.group(2)])
-    raise ValueError(f"expected a duration (seconds, or a string like '5s'), got {value!r}")
-
-
-def _to_decimal(value: Any) -> Any:
-    return str(value) if isinstance(value, float) else value
-
-
-def _ns_to_seconds(ns: int) -> Decimal:
-    return Decimal(ns).scaleb(-9).normalize()
-
-
-DurationNs = Annotated[int, BeforeValidator(parse_duration_ns), PlainSerializer(_ns_to_seconds)]
 Dec = Annotated[Decimal, BeforeValidator(_to_decimal), Field(allow_inf_nan=False)]
 PositiveDec = Annotated[Decimal, BeforeValidator(_to_decimal), Field(gt=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
