@@ -15,7 +15,7 @@ from botcore_risk_basic.checks import (
 )
 from risk_support import NS_PER_MS, CountingCtx, D, LiveOrder, RiskCtx, S, order
 
-from botcore.model import Side
+from botcore.model import BookTop, Instrument, Side
 
 BUY, SELL = Side.BUY, Side.SELL
 
@@ -230,3 +230,22 @@ def test_stale_data_limits_can_be_disabled() -> None:
     )
     ctx = RiskCtx(user_age=10**15, skew_ms=10**6, market_age={"BTCUSDT": 10**15}, gaps={"BTCUSDT"})
     assert check.check(order(), ctx) is None
+
+
+def test_price_band_follows_the_mid_and_the_instrument() -> None:
+    """The last mid is remembered per (instrument, mid2): a moved top, or the same tick count on an
+    instrument with another tick size, must be judged against its own mid."""
+    check = PriceBandCheck.from_params({"max_bps": 10})
+    ctx = RiskCtx()
+    ctx.set_mid("BTCUSDT", "59999.99", "60000.01")
+    assert check.check(order(BUY, "0.001", "60060.00"), ctx) is None
+    assert check.check(order(BUY, "0.001", "60060.00"), ctx) is None  # same top again
+    ctx.set_mid("BTCUSDT", "59899.99", "59900.01")  # mid moved 100.00 down
+    assert check.check(order(BUY, "0.001", "60060.00"), ctx) is not None
+    coarse = Instrument("BTCUSDT", "BTC", "USDT", D("0.1"), D("0.00001"))
+    ticks = ctx.tops["BTCUSDT"]
+    ctx.instruments = {"BTCUSDT": coarse}
+    ctx.tops["BTCUSDT"] = BookTop("BTCUSDT", ticks.bid_price, 1, ticks.ask_price, 1, 1)  # same mid2
+    reason = check.check(order(BUY, "0.001", "599000.0"), ctx)  # mid 599000.0 in 0.1 ticks
+    assert reason is None
+    assert check.check(order(BUY, "0.001", "59900.00"), ctx) is not None

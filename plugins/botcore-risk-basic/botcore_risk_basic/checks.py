@@ -56,7 +56,19 @@ def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
         return None
     if top is None or top.bid_price <= 0 or top.ask_price <= 0:
         return None
-    return inst.ticks_to_price(top.mid2) / 2
+    mid2 = top.mid2
+    last_inst, last_mid2, last_mid = _last_mid[0]  # one read: another engine thread may replace it
+    if last_inst is inst and last_mid2 == mid2:
+        return last_mid
+    mid = inst.ticks_to_price(mid2) / 2
+    _last_mid[0] = (inst, mid2, mid)  # holds inst: its id cannot be reused meanwhile
+    return mid
+
+
+_last_mid: list[tuple[Any, int, Decimal]] = [(None, 0, ZERO)]
+"""(instrument, mid2, mid) of the last ``_mid``: the orders of one requote are all checked against
+the same top, and ticks_to_price (which re-derives the precision from tickSize) costs more than
+the rest of the check. Instrument is immutable, so the same object and mid2 give the same mid."""
 
 
 def _open_qty(ctx: StrategyContext, order: OrderRequest) -> Decimal:

@@ -5,7 +5,14 @@ strategy wants; it has no state, so ``botcore check`` can print the first quotes
 and tests can table-drive it. ``MarketMaker`` adds the *when*: it returns None (keep the live
 orders) while the mid stays within ``requote_tolerance_bps`` and ``min_requote_interval`` has not
 passed, and it remembers fills (after-fill pause), aged orders and orders the venue never took.
-Each instance keeps its state in its own ``_SymbolState`` objects: instances share nothing.
+Each instance keeps its state in its own ``_SymbolState`` objects: instances share nothing but
+the module's caches of values derived from immutable inputs (``_GRIDS``: per (params, instrument)
+integer constants, memoized sides and Quote objects), which cannot change any answer.
+
+Speed: ``compute_quotes`` runs on every requote, inside the tick-to-order latency. Tick offsets
+and spacing without a price skew (the common configuration) run in integer price units and only
+build Decimals for the final quotes; ``tests/strategy/test_fastpath.py`` proves the result equal
+to the Decimal implementation, which remains the path for bps offsets/spacing and skew.
 """
 
 from __future__ import annotations
@@ -72,6 +79,18 @@ def _matches(q: Quote, o: Any) -> bool:
     return _side(o) is q.side and o.price == q.price and o.qty == q.qty and _status(o) in _KEEPABLE
 
 
+def _live_keys(live: Iterable[Any]) -> set[tuple[Side, Any, Any]]:
+    """(side, price, qty) of the keepable orders: ``_matches(q, o)`` for some o <=> q's key is in it
+    (Decimal hashes by value like ``==`` compares), in one pass instead of quotes x orders."""
+    keys: set[tuple[Side, Any, Any]] = set()
+    for o in live:
+        status = getattr(o, "status", None)
+        if status is None or str(status) in _KEEPABLE:
+            side = o.side
+            keys.add((side if isinstance(side, Side) else Side(str(side)), o.price, o.qty))
+    return keys
+
+
 def position_of(positions: PositionView | Mapping[str, Decimal] | None, symbol: str) -> Decimal:
     """Position from a ``PositionView``, a plain ``{symbol: qty}`` mapping, or 0 if None."""
     if positions is None:
@@ -127,9 +146,312 @@ def compute_quotes(
     ``paused`` sides get no quotes (after-fill delay); ``hang`` sides keep their live orders
     exactly as they are. Returns [] when the book is crossed, locked or one-sided. Quotes an
     exchange filter would reject are left out; pass a list as ``rejected`` to learn which and why.
+
+    Tick-based offsets without a skew shift take an integer-tick path (every Decimal step of the
+    general path is exact there, so the result is identical); anything else takes the Decimal path.
     """
     if not book_usable(top):
         return []
+    grid = _grid(p, inst)
+    if grid is not None and (p.skew_bps_per_unit == 0 or skew_shift_bps(p, position) == 0):
+        return _compute_quotes_ticks(grid, p, inst, top, position, live, paused, hang, rejected)
+    return _compute_quotes_decimal(p, inst, top, position, live, paused, hang, rejected)
+
+
+class _Grid:
+    """Per (params, instrument) integer constants of the tick path, computed once.
+
+    Prices are in units of ``10**-pp`` (the BookTop's ticks); ``tick`` is the tick size in those
+    units. ``qty`` holds, per level, the base-unit size already rounded and quantized as the
+    Decimal path would (None for notional sizes, which depend on the price), and ``qty_fail`` the
+    filter it fails on its own (LOT_SIZE) or None.
+    """
+
+    __slots__ = (
+        "memo",
+        "quotes",
+        "qty_exp",
+        "pp",
+        "tick",
+        "min_price",
+        "max_price",
+        "qty",
+        "qty_units",
+        "qty_fail",
+        "min_notional",
+        "max_notional",
+        "bid_off",
+        "ask_off",
+        "spacing",
+    )
+
+    def __init__(self, p: MarketMakerParams, inst: Instrument) -> None:
+        pp = inst.price_precision
+        self.pp = pp
+        self.tick = int(inst.tick_size.scaleb(pp))
+        self.min_price = int(inst.min_price.scaleb(pp))
+        self.max_price = int(inst.max_price.scaleb(pp))
+        qd = decimals_of(inst.step_size)
+        qty_exp = self.qty_exp = ONE.scaleb(-qd)
+        self.memo: dict[tuple[int, int, Decimal, frozenset[Side]], tuple[Sequence[Quote], ...]] = {}
+        self.quotes: dict[tuple[int, int, int], tuple[Quote, str | None]] = {}
+        self.qty: list[Decimal | None] = []
+        self.qty_units: list[int] = []
+        self.qty_fail: list[str | None] = []
+        for level in range(p.levels):
+            unit, size = p.level_size(level)
+            if unit != "base":
+                self.qty.append(None)
+                self.qty_units.append(0)
+                self.qty_fail.append(None)
+                continue
+            qty = inst.round_qty(size).quantize(qty_exp)
+            self.qty.append(qty)
+            self.qty_units.append(int(qty.scaleb(qd)))
+            self.qty_fail.append("LOT_SIZE" if qty <= 0 else inst.filter_failure(None, qty))
+        # Notional limits in price-unit * qty-unit scale (exactness checked by _grid).
+        self.min_notional = int(inst.min_notional.scaleb(pp + qd))
+        self.max_notional = int(inst.max_notional.scaleb(pp + qd))
+        self.bid_off = p.bid_distance.kind, int(p.bid_distance.value)
+        self.ask_off = p.ask_distance.kind, int(p.ask_distance.value)
+        self.spacing = int(p.level_spacing.value)
+
+
+_GRIDS: dict[tuple[int, int], tuple[MarketMakerParams, Instrument, _Grid | None]] = {}
+
+
+def _is_int(d: Decimal) -> bool:
+    return d.is_finite() and d == d.to_integral_value()
+
+
+def _grid(p: MarketMakerParams, inst: Instrument) -> _Grid | None:
+    """The tick-path constants for (p, inst), or None when the tick path does not apply."""
+    key = (id(p), id(inst))
+    hit = _GRIDS.get(key)
+    if hit is not None and hit[0] is p and hit[1] is inst:
+        return hit[2]
+    grid: _Grid | None = None
+    if (
+        p.bid_distance.kind != "bps"
+        and p.ask_distance.kind != "bps"
+        and p.level_spacing.kind == "ticks"
+        and inst.tick_size > 0
+        and inst.step_size > 0
+    ):
+        pp = inst.price_precision
+        qd = decimals_of(inst.step_size)
+        if all(_is_int(v.scaleb(pp)) for v in (inst.tick_size, inst.min_price, inst.max_price)) and all(
+            _is_int(v.scaleb(pp + qd)) for v in (inst.min_notional, inst.max_notional)
+        ):
+            grid = _Grid(p, inst)
+    if len(_GRIDS) > 64:  # params/instruments are few and long-lived; bound it anyway
+        _GRIDS.clear()
+    _GRIDS[key] = (p, inst, grid)  # holding p and inst keeps their ids from being reused
+    return grid
+
+
+def _level0_ticks(off: tuple[str, int], touch: int, other: int, tick: int, away: int) -> int:
+    """``_level0`` in integer price units."""
+    kind, value = off
+    if kind == "join":
+        return touch
+    if kind == "improve":
+        inside = touch - away * tick
+        return inside if (inside < other if away < 0 else inside > other) else touch
+    return touch + away * value * tick
+
+
+def _compute_quotes_ticks(
+    g: _Grid,
+    p: MarketMakerParams,
+    inst: Instrument,
+    top: BookTop,
+    position: Decimal,
+    live: Sequence[Any],
+    paused: Iterable[Side],
+    hang: Iterable[Side],
+    rejected: list[tuple[Quote, str]] | None,
+) -> list[Quote]:
+    """``_compute_quotes_decimal`` in integer price units (see ``compute_quotes``).
+
+    Without hung sides the quotes depend only on (bid, ask, position, paused): the mid oscillates
+    over a few ticks, so they are memoized per grid (Quotes are immutable; the list is fresh).
+    """
+    paused_set = frozenset(paused)
+    hang_set = frozenset(hang)
+    if hang_set or rejected is not None:
+        buys, sells = _sides_ticks(g, p, inst, top, position, live, paused_set, hang_set, rejected)
+    else:
+        key = (top.bid_price, top.ask_price, position, paused_set)
+        hit = g.memo.get(key)
+        if hit is None:
+            if len(g.memo) >= _MEMO_SIZE:
+                g.memo.clear()
+            buys, sells = _sides_ticks(g, p, inst, top, position, live, paused_set, hang_set, None)
+            hit = g.memo[key] = (buys, sells, _interleave(buys, sells))
+        if p.max_position is None:
+            return list(hit[2])
+        buys, sells = hit[0], hit[1]
+    if p.max_position is not None:
+        if _BUY not in hang_set:
+            buys = _cap_position(list(buys), _BUY, position, p.max_position, live)
+        if _SELL not in hang_set:
+            sells = _cap_position(list(sells), _SELL, position, p.max_position, live)
+    quotes = [*buys, *sells]
+    quotes.sort(key=_quote_order)
+    return quotes
+
+
+_MEMO_SIZE = 4096
+_BUY = Side.BUY
+_SELL = Side.SELL
+_Sides = tuple[tuple[Quote, ...], tuple[Quote, ...]]
+
+
+def _sides_ticks(
+    g: _Grid,
+    p: MarketMakerParams,
+    inst: Instrument,
+    top: BookTop,
+    position: Decimal,
+    live: Sequence[Any],
+    paused_set: frozenset[Side],
+    hang_set: frozenset[Side],
+    rejected: list[tuple[Quote, str]] | None,
+) -> _Sides:
+    """(bids, asks) before the position cap, innermost level first."""
+    tick = g.tick
+    best_bid = top.bid_price
+    best_ask = top.ask_price
+    bid0 = _level0_ticks(g.bid_off, best_bid, best_ask, tick, -1)
+    ask0 = _level0_ticks(g.ask_off, best_ask, best_bid, tick, 1)
+    if bid0 >= ask0:
+        bid0, ask0 = best_bid, best_ask
+
+    band = p.price_band_bps
+    deviation = position - p.inventory_target
+    shrink = max(ZERO, ONE - abs(deviation) * p.skew_size_per_unit) if deviation else ONE
+    pp = g.pp
+    spacing = g.spacing * tick
+    cache = g.quotes
+    fixed_qty = g.qty
+
+    out: list[tuple[Quote, ...]] = []
+    for side, start, away in ((_BUY, bid0, -1), (_SELL, ask0, 1)):
+        if side in paused_set:
+            out.append(())
+            continue
+        if side in hang_set:
+            out.append(
+                tuple(
+                    Quote(side=side, price=o.price, qty=o.qty, level=int(getattr(o, "level", 0)))
+                    for o in live
+                    if _side(o) is side and _status(o) in _KEEPABLE
+                )
+            )
+            continue
+        band_edge = (
+            inst.ticks_to_price(best_bid + best_ask) / 2 * (ONE + away * band / BPS)
+            if band is not None
+            else None
+        )
+        shrinks = deviation * away < 0  # this side would move the position further from target
+        quotes: list[Quote] = []
+        prev: int | None = None
+        for level in range(p.levels):
+            raw = start + away * level * spacing
+            if away < 0:  # bids: floor to the tick, never cross, keep a tick below the previous level
+                price = (raw // tick) * tick
+                price = min(price, best_ask - tick)
+                if prev is not None:
+                    price = min(price, prev - tick)
+            else:  # asks: ceiling
+                price = -((-raw) // tick) * tick
+                price = max(price, best_bid + tick)
+                if prev is not None:
+                    price = max(price, prev + tick)
+            prev = price
+            if price <= 0:
+                break
+            if band_edge is not None and (Decimal(price).scaleb(-pp) - band_edge) * away > 0:
+                break
+            qty = fixed_qty[level]
+            if qty is not None and not shrinks:
+                # A fixed size: the quote and its filter verdict depend on (price, level, side) only.
+                key = (price, level, away)
+                hit = cache.get(key)
+                if hit is None:
+                    if len(cache) >= _MEMO_SIZE:
+                        cache.clear()
+                    hit = cache[key] = _fixed_quote(g, side, price, level, qty)
+                quote, failure = hit
+            else:  # size from a notional or shrunk by inventory: the Decimal steps, as before
+                price_dec = Decimal(price).scaleb(-pp)
+                unit, size = p.level_size(level)
+                dq = size if unit == "base" else size / price_dec
+                if shrinks:
+                    dq *= shrink
+                dq = inst.round_qty(dq).quantize(g.qty_exp)
+                quote = Quote(side, price_dec, dq, level)
+                failure = "LOT_SIZE" if dq <= 0 else inst.filter_failure(price_dec, dq)
+            if failure is not None:
+                if rejected is not None:
+                    rejected.append((quote, failure))
+                continue
+            quotes.append(quote)
+        out.append(tuple(quotes))
+    return out[0], out[1]
+
+
+def _fixed_quote(g: _Grid, side: Side, price: int, level: int, qty: Decimal) -> tuple[Quote, str | None]:
+    """A fixed-size quote at ``price`` (integer units) and the filter it fails, in
+    ``filter_failure``'s order: qty <= 0, price filters, qty filters, notional."""
+    failure = g.qty_fail[level]
+    units = g.qty_units[level]
+    if units <= 0:
+        pass
+    elif g.min_price and price < g.min_price or g.max_price and price > g.max_price or price % g.tick:
+        failure = "PRICE_FILTER"
+    elif failure is None:
+        notional = price * units
+        if g.min_notional and notional < g.min_notional or g.max_notional and notional > g.max_notional:
+            failure = "NOTIONAL"
+    return Quote(side, Decimal(price).scaleb(-g.pp), qty, level), failure
+
+
+def _interleave(buys: Sequence[Quote], sells: Sequence[Quote]) -> tuple[Quote, ...]:
+    """Quote order (level, then bid before ask) for two sides each in strictly increasing level
+    order, as computed sides are: a merge, cheaper than sorting with a key function."""
+    out: list[Quote] = []
+    i = j = 0
+    nb, ns = len(buys), len(sells)
+    while i < nb and j < ns:
+        if buys[i].level <= sells[j].level:
+            out.append(buys[i])
+            i += 1
+        else:
+            out.append(sells[j])
+            j += 1
+    out += buys[i:]
+    out += sells[j:]
+    return tuple(out)
+
+
+def _quote_order(q: Quote) -> tuple[int, bool]:
+    return q.level, q.side is Side.SELL
+
+
+def _compute_quotes_decimal(
+    p: MarketMakerParams,
+    inst: Instrument,
+    top: BookTop,
+    position: Decimal,
+    live: Sequence[Any],
+    paused: Iterable[Side],
+    hang: Iterable[Side],
+    rejected: list[tuple[Quote, str]] | None,
+) -> list[Quote]:
+    """The general path of ``compute_quotes`` (bps offsets or spacing, skew): Decimal throughout."""
     tick = inst.tick_size
     best_bid = inst.ticks_to_price(top.bid_price)
     best_ask = inst.ticks_to_price(top.ask_price)
@@ -308,9 +630,12 @@ class MarketMaker:
                     for o in live
                     if _status(o) in _AGEABLE and now - getattr(o, "created_ns", now) > p.max_order_age
                 ]
-            moved = open_gate and self._moved(st, top)
-            missing = (open_gate or count_dropped) and not self._covered(st.last_quotes, live)
-            if not (moved or aged or missing):
+            # short-circuit: the coverage walk is only needed when nothing else triggers a requote
+            if not (
+                (open_gate and self._moved(st, top))
+                or aged
+                or ((open_gate or count_dropped) and not self._covered(st.last_quotes, live))
+            ):
                 return None
 
         paused = tuple(st.paused_until)
@@ -319,7 +644,8 @@ class MarketMaker:
             p, inst, top, position_of(ctx.positions, top.symbol), live, paused=paused, hang=hang
         )
         if aged:  # leave aged orders out once (the engine cancels them); put them back next time
-            quotes = [q for q in quotes if not any(_matches(q, o) for o in aged)]
+            aged_keys = _live_keys(aged)
+            quotes = [q for q in quotes if (q.side, q.price, q.qty) not in aged_keys]
         st.refresh_pending = bool(aged)
         st.last_quotes = tuple(quotes)
         st.ref_mid2 = top.mid2
@@ -399,14 +725,18 @@ class MarketMaker:
         ref = st.ref_mid2
         if ref <= 0:
             return True
-        return abs(top.mid2 - ref) * BPS > self.params.requote_tolerance_bps * ref
+        tolerance = self.params.requote_tolerance_bps
+        if not tolerance:  # any move at all (the Decimal product below is > 0 exactly then)
+            return top.mid2 != ref
+        return abs(top.mid2 - ref) * BPS > tolerance * ref
 
     @staticmethod
     def _covered(quotes: tuple[Quote, ...] | None, live: Sequence[Any]) -> bool:
         """Every quote we asked for has a live order (else it was vetoed, rejected or filled)."""
         if not quotes:
             return True
-        return all(any(_matches(q, o) for o in live) for q in quotes)
+        keys = _live_keys(live)
+        return all((q.side, q.price, q.qty) in keys for q in quotes)
 
 
 def make_strategy(
