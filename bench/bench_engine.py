@@ -1,21 +1,40 @@
 """Engine hot path: tick-to-order latency and per-frame cost over the shipped BTCUSDT recording.
 
-Scenarios (each repeated ``--reps`` times; the table shows medians over repetitions):
+Tick-to-order = websocket frame received (``MarketFrame.recv_ns``) -> order request handed to
+the gateway (``submit`` or ``cancel_replace``), as recorded by the engine's own histogram.
 
-* ``sync``: the engine driven on this thread (``Engine.process``) frame by frame, with a null
-  gateway; after every frame the bench plays an instant venue (acks new orders, confirms
-  cancels) so the strategy keeps requoting. Measures the engine alone: route, book update,
-  strategy, diff, risk, tracking, hand-off.
-* ``sync+gc.freeze``: the same after ``gc.freeze()`` with a larger gen-0 threshold (what a
+Setups (each measured with the compiled core and with the pure-Python twin, a child process with
+``BOTCORE_NO_EXTENSIONS=1``; the table shows medians over ``--reps`` repetitions):
+
+* strategy ``mm3``: the first-party marketmaker, 3 levels a side (``max_live_orders`` 6), requoting
+  on every mid move (``min_requote_interval: 0``, ``requote_tolerance_bps: 0``: the worst case
+  for order traffic), behind the basic risk chain of ``config/paper.yaml`` built through the
+  registry's factories like ``botcore run`` does (order-rate limits raised so nothing is vetoed:
+  the bench sends thousands of orders a second). Requotes go out as cancel-replace.
+* strategy ``touch`` (baseline): one bid and one ask at the touch, no risk checks: what the engine
+  itself costs without a strategy worth the name.
+
+Modes:
+
+* ``direct``: the engine driven on this thread (``Engine.process``) frame by frame with a null
+  gateway; after every frame the bench plays an instant venue (REST answer and user-stream
+  report for every new order, cancel and cancel-replace) so the strategy keeps requoting. Route,
+  book update, strategy, diff, risk, tracking, hand-off: the engine alone. The engine clock
+  follows the recording (plus real time within a frame), so rate windows see real pace.
+* ``direct+freeze``: the same after ``gc.freeze()`` with a larger gen-0 threshold (what a
   latency-minded deployment would do at start-up).
-* ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames
-  through the queue in lock-step (``max_backlog=1``), so the queue hop and GIL hand-offs count.
+* ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames in
+  lock-step (``max_backlog=0``), so the queue hop, thread wake-ups and GIL hand-offs count
+  (wall clock: the replay runs ~10x faster than recorded).
 
-Each runs once with the compiled core and once with the pure-Python twin (a child process with
-``BOTCORE_NO_EXTENSIONS=1``); the ratio column is pure / compiled.
+Columns: tick-to-order percentiles; ``on_top_p50``: the strategy's own time on ticks where it
+decided to requote (included in every tick-to-order sample of that tick), ``idle_on_top_p50``
+on ticks where it kept its orders; ``us_per_frame``: wall time per frame including the
+simulated venue; ``orders``: tick-to-order samples; ``replaces``: cancel-replace requests.
+
 Targets (DESIGN): tick-to-order p50 < 25 us, p99 < 100 us.
 
-Run: ``python bench/bench_engine.py [--reps 5] [--frames 60000]``.
+Run: ``python bench/bench_engine.py [--reps 5] [--frames 60000] [--only mm3|touch]``.
 """
 
 from __future__ import annotations
@@ -28,19 +47,50 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from botcore.app import build_risk_chain
+from botcore.config import config_from_text
 from botcore.core import USING_EXTENSIONS
 from botcore.engine import Engine, EngineConfig
-from botcore.events import DepthSnapshot, GatewayResult, MarketFrame
-from botcore.metrics import now_ns
-from botcore.model import BookTop, Instrument, OrderOutcome, OrderStatus, Quote, Side
+from botcore.events import DepthSnapshot, GatewayResult, MarketFrame, UserEvent
+from botcore.metrics import LatencyHistogram, now_ns
+from botcore.model import BookTop, ExecutionReport, Instrument, OrderOutcome, OrderStatus, Quote, Side
+from botcore.plugins import collect_registry, get_plugin_manager
 from botcore.replay import is_snapshot, iter_recording, shipped_recording
 from botcore.replay_adapter import ReplayAdapter
 
 SYM = "BTCUSDT"
 S = OrderStatus
+
+# The risk section of config/paper.yaml, less reconcile_guard (it needs the run's Reconciler), with
+# order-rate limits a bench sending hundreds of orders per second does not hit, and no per_second
+# window: the check counts that window by walking every order of the last second (O(rate)), which
+# at bench rates would measure the plugin's data structure, not the hot path (reported separately).
+RISK_YAML = """
+run: {name: bench, journal: null}
+exchange: {name: replay, mode: paper, symbols: [BTCUSDT]}
+strategies: [{name: mm, type: marketmaker, params: {amount: "0.001"}}]
+risk:
+  checks:
+    - {type: max_order_notional, params: {max_notional: "500"}}
+    - {type: max_position, params: {max_position: "0.03"}}
+    - {type: price_band, params: {max_bps: 50}}
+    - {type: stale_data, params: {max_book_age: 5s, max_user_silence: 120s, max_clock_skew_ms: 1000}}
+    - {type: drawdown, params: {max_drawdown: "50", resume: manual}}
+    - {type: order_rate, params: {per_10s: 10000000, exchange_orders_per_10s: 10000000}}
+"""
+METRICS = ("p50", "p99", "p99.9", "on_top_p50", "idle_on_top_p50", "us_per_frame", "orders", "replaces")
+MM3_PARAMS = {
+    "amount": "0.001",
+    "levels": 3,
+    "bid_distance": {"ticks": 0},
+    "ask_distance": {"ticks": 0},
+    "requote_tolerance_bps": "0",
+    "min_requote_interval": 0,
+}
 
 
 class Touch:
@@ -48,7 +98,7 @@ class Touch:
 
     name = "touch"
     symbols = (SYM,)
-    max_live_orders = 4
+    max_live_orders = 2
 
     def __init__(self, inst: Instrument) -> None:
         self.scale = Decimal(1).scaleb(-inst.price_precision)
@@ -67,15 +117,54 @@ class Touch:
         pass
 
 
-class NullGateway:
+class TimedStrategy:
+    """Wraps a strategy to time its ``on_top`` (part of every tick-to-order sample): ``decided``
+    holds the calls that returned quotes, ``idle`` the ones that returned None."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.decided = LatencyHistogram()
+        self.idle = LatencyHistogram()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def on_top(self, ctx: Any, top: BookTop) -> Any:
+        t0 = now_ns()
+        quotes = self._inner.on_top(ctx, top)
+        (self.idle if quotes is None else self.decided).record(now_ns() - t0)
+        return quotes
+
+    def on_fill(self, ctx: Any, fill: Any) -> None:
+        self._inner.on_fill(ctx, fill)
+
+    def on_order_update(self, ctx: Any, report: Any) -> None:
+        self._inner.on_order_update(ctx, report)
+
+
+def build(setup: str, instruments: dict[str, Instrument]) -> tuple[list[Any], list[Any]]:
+    """(strategies, risk links) for a setup, built through the plugin registry like ``botcore run``."""
+    if setup == "touch":
+        return [TimedStrategy(Touch(instruments[SYM]))], []
+    registry = collect_registry(get_plugin_manager())
+    strategy = registry.strategies["marketmaker"]("mm", MM3_PARAMS, instruments)
+    return [TimedStrategy(strategy)], build_risk_chain(config_from_text(RISK_YAML), registry)
+
+
+class InstantVenueGateway:
+    """Null gateway that remembers requests; the bench answers them after each frame."""
+
     def __init__(self) -> None:
-        self.sent = 0
+        self.requests: list[tuple[str, Any, Any]] = []
 
     def submit(self, order: Any) -> None:
-        self.sent += 1
+        self.requests.append(("new", order, None))
 
     def cancel(self, request: Any) -> None:
-        pass
+        self.requests.append(("cancel", request, None))
+
+    def cancel_replace(self, cancel: Any, new: Any) -> None:
+        self.requests.append(("replace", cancel, new))
 
     def query(self, symbol: str, cid: str) -> None:
         pass
@@ -86,27 +175,108 @@ class NullGateway:
     def close(self, timeout: float = 5.0) -> bool:
         return True
 
+    def answer_all(self, proc: Any) -> None:
+        """The REST answer and the user-stream report of every request (the user stream must not
+        look silent to the ``stale_data`` check)."""
+        while self.requests:
+            batch, self.requests = self.requests, []
+            for kind, a, b in batch:
+                if kind == "new":
+                    self._new(proc, a)
+                elif kind == "cancel":
+                    self._cancelled(proc, a.client_order_id)
+                else:
+                    self._cancelled(proc, a.client_order_id)
+                    self._new(proc, b)
 
-def load(frames: int) -> tuple[list[bytes], bytes, int]:
-    out: list[bytes] = []
+    def _new(self, proc: Any, order: Any) -> None:
+        cid = order.client_order_id
+        proc(GatewayResult(OrderOutcome("new", SYM, cid, S.NEW)))
+        proc(UserEvent(_report(cid, order.side, order.price, order.qty, S.NEW), 0))
+
+    def _cancelled(self, proc: Any, cid: str) -> None:
+        proc(GatewayResult(OrderOutcome("cancel", SYM, cid, S.CANCELED)))
+        proc(UserEvent(_report(cid, Side.BUY, Decimal(0), Decimal(0), S.CANCELED), 0))
+
+
+def _report(cid: str, side: Side, price: Decimal, qty: Decimal, status: OrderStatus) -> ExecutionReport:
+    return ExecutionReport(
+        symbol=SYM,
+        client_order_id=cid,
+        order_id=1,
+        side=side,
+        order_type="LIMIT_MAKER",
+        status=status,
+        execution_type=str(status),
+        price=price,
+        orig_qty=qty,
+        cum_qty=Decimal(0),
+        cum_quote=Decimal(0),
+        event_time_ms=1,
+        transaction_time_ms=1,
+    )
+
+
+def load(frames: int) -> tuple[list[tuple[int, bytes]], bytes, int]:
+    """The first ``frames`` market frames with their recorded receive times (monotonic ns)."""
+    out: list[tuple[int, bytes]] = []
     snap = b""
     snap_at = 0
-    for _, raw in iter_recording(shipped_recording()):
+    for rec_ns, raw in iter_recording(shipped_recording()):
         if is_snapshot(raw):
             snap, snap_at = raw, len(out)
         else:
-            out.append(raw)
+            out.append((rec_ns, raw))
         if len(out) >= frames:
             break
     return out, snap, snap_at
 
 
-def run_sync(frames: list[bytes], snap: bytes, snap_at: int, freeze: bool) -> dict[str, float]:
+def _result(eng: Engine, elapsed: float, n_frames: int) -> dict[str, float]:
+    h = eng.tick_to_order
+    strat = eng.strategies[0]
+    return {
+        "p50": h.percentile(50),
+        "p99": h.percentile(99),
+        "p99.9": h.percentile(99.9),
+        "on_top_p50": strat.decided.percentile(50),
+        "idle_on_top_p50": strat.idle.percentile(50),
+        "orders": float(h.count),
+        "replaces": float(eng.n_replaces),
+        "us_per_frame": elapsed / max(1, n_frames) * 1e6,
+    }
+
+
+def recording_clock(start_ns: int) -> tuple[Callable[[], int], Callable[[int], int]]:
+    """``(clock, stamp)``: recorded time plus the real time spent since the current frame was
+    stamped. Latencies are real nanoseconds, while time windows (order-rate limits, requote
+    intervals, data age) see the recording's pace rather than the bench's ~50x replay."""
+    base = [start_ns, now_ns()]
+    mono = now_ns
+
+    def clock() -> int:
+        return base[0] + mono() - base[1]
+
+    def stamp(rec_ns: int) -> int:
+        """A frame arrives: time jumps to its recorded time (never backwards: frames recorded in
+        the same microsecond must not make the clock go back by the real time spent between)."""
+        now = clock()
+        base[0], base[1] = (rec_ns if rec_ns > now else now), mono()
+        return base[0]
+
+    return clock, stamp
+
+
+def run_direct(
+    setup: str, frames: list[tuple[int, bytes]], snap: bytes, snap_at: int, freeze: bool
+) -> dict[str, float]:
     inst = ReplayAdapter().exchange_info([SYM])
-    gw = NullGateway()
-    eng = Engine(inst, [Touch(inst[SYM])], gateway=gw, config=EngineConfig())
+    strategies, risk = build(setup, inst)
+    gw = InstantVenueGateway()
+    clock, stamp = recording_clock(frames[0][0])
+    eng = Engine(inst, strategies, risk, gateway=gw, config=EngineConfig(), clock=clock)
     proc = eng.process
-    tracker = eng.tracker
+    answer = gw.answer_all
     if freeze:
         gc.collect()
         gc.freeze()
@@ -114,56 +284,46 @@ def run_sync(frames: list[bytes], snap: bytes, snap_at: int, freeze: bool) -> di
         gc.set_threshold(50_000, 50, 100)
     t0 = time.perf_counter()
     try:
-        for i, raw in enumerate(frames):
-            proc(MarketFrame(raw, now_ns()))
+        for i, (rec_ns, raw) in enumerate(frames):
+            proc(MarketFrame(raw, stamp(rec_ns)))
             if i == snap_at:
                 proc(DepthSnapshot(SYM, snap, 0))
-            if tracker.live_count():
-                for o in tracker.live():  # the instant venue
-                    if o.status is S.PENDING_NEW:
-                        proc(GatewayResult(OrderOutcome("new", SYM, o.client_order_id, S.NEW)))
-                    elif o.status is S.PENDING_CANCEL:
-                        proc(GatewayResult(OrderOutcome("cancel", SYM, o.client_order_id, S.CANCELED)))
+            if gw.requests:
+                answer(proc)
     finally:
         elapsed = time.perf_counter() - t0
         if freeze:
             gc.unfreeze()
             gc.set_threshold(*old)
-    h = eng.tick_to_order
-    return {
-        "p50": h.percentile(50),
-        "p99": h.percentile(99),
-        "orders": float(h.count),
-        "us_per_frame": elapsed / len(frames) * 1e6,
-    }
+    return _result(eng, elapsed, len(frames))
 
 
-def run_threaded(frames: int) -> dict[str, float]:
-    adapter = ReplayAdapter(max_frames=frames, max_backlog=1, user_reports=True)
+def run_threaded(setup: str, frames: int) -> dict[str, float]:
+    adapter = ReplayAdapter(max_frames=frames, max_backlog=0, user_reports=True)
     inst = adapter.exchange_info([SYM])
-    eng = Engine(inst, [Touch(inst[SYM])], adapter=adapter, config=EngineConfig(snapshot_min_interval=0.0))
+    strategies, risk = build(setup, inst)
+    eng = Engine(inst, strategies, risk, adapter=adapter, config=EngineConfig(snapshot_min_interval=0.0))
+    eng.load_snapshot(adapter.account_snapshot())
     t0 = time.perf_counter()
     eng.start()
     adapter.start(eng, [SYM])
-    eng.join(300)
+    eng.join(600)
     elapsed = time.perf_counter() - t0
     eng.gateway.close()
-    h = eng.tick_to_order
-    return {
-        "p50": h.percentile(50),
-        "p99": h.percentile(99),
-        "orders": float(h.count),
-        "us_per_frame": elapsed / max(1, adapter.frames_sent) * 1e6,
-    }
+    return _result(eng, elapsed, adapter.frames_sent)
 
 
-def measure(reps: int, n_frames: int) -> dict[str, dict[str, float]]:
+def measure(reps: int, n_frames: int, setups: list[str]) -> dict[str, dict[str, float]]:
     frames, snap, snap_at = load(n_frames)
-    results: dict[str, list[dict[str, float]]] = {"sync": [], "sync+gc.freeze": [], "threaded": []}
+    results: dict[str, list[dict[str, float]]] = {}
     for _ in range(reps):
-        results["sync"].append(run_sync(frames, snap, snap_at, freeze=False))
-        results["sync+gc.freeze"].append(run_sync(frames, snap, snap_at, freeze=True))
-        results["threaded"].append(run_threaded(n_frames))
+        for setup in setups:
+            for mode in ("direct", "direct+freeze", "threaded"):
+                if mode == "threaded":
+                    r = run_threaded(setup, n_frames)
+                else:
+                    r = run_direct(setup, frames, snap, snap_at, freeze=mode == "direct+freeze")
+                results.setdefault(f"{setup} {mode}", []).append(r)
     return {
         name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()
     }
@@ -173,30 +333,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--frames", type=int, default=60_000)
+    ap.add_argument("--only", choices=("mm3", "touch"), default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    setups = [a.only] if a.only else ["mm3", "touch"]
     if a.child:
-        print(json.dumps(measure(a.reps, a.frames)))
+        print(json.dumps(measure(a.reps, a.frames, setups)))
         return
     if not USING_EXTENSIONS:
         print("note: the compiled core is not built; both columns use the pure twin", file=sys.stderr)
-    compiled = measure(a.reps, a.frames)
+    compiled = measure(a.reps, a.frames, setups)
     env = {**os.environ, "BOTCORE_NO_EXTENSIONS": "1"}
-    child = subprocess.run(
-        [sys.executable, __file__, "--child", "--reps", str(a.reps), "--frames", str(a.frames)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    cmd = [sys.executable, __file__, "--child", "--reps", str(a.reps), "--frames", str(a.frames)]
+    if a.only:
+        cmd += ["--only", a.only]
+    child = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     pure = json.loads(child.stdout)
     print(f"engine hot path, {a.frames} frames of BTCUSDT, median of {a.reps} reps (tick-to-order in us)")
-    print(f"{'scenario':<16} {'metric':<13} {'compiled':>10} {'pure':>10} {'pure/comp':>10}")
+    print(f"{'setup / mode':<22} {'metric':<13} {'compiled':>10} {'pure':>10} {'pure/comp':>10}")
     for name in compiled:
-        for metric in ("p50", "p99", "us_per_frame", "orders"):
+        for metric in METRICS:
             c, p = compiled[name][metric], pure[name][metric]
             ratio = f"{p / c:10.2f}" if c else f"{'-':>10}"
-            print(f"{name:<16} {metric:<13} {c:10.1f} {p:10.1f} {ratio}")
+            print(f"{name:<22} {metric:<13} {c:10.1f} {p:10.1f} {ratio}")
     print("targets: p50 < 25 us, p99 < 100 us")
 
 

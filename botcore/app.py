@@ -1,12 +1,13 @@
 """``botcore run`` and ``botcore check``: assemble a run from the config and the loaded plugins.
 
 ``run`` wires, in order: registry -> (paper) embedded venue -> exchange adapter -> instruments ->
-strategies and risk chain -> engine (+ gateway) with the REST account snapshot -> scheduler ->
-``botcore_startup``; then streams start and the main thread only waits, prints a status line and
-handles signals. Every way out (duration, end of a replay, SIGINT, SIGTERM, an error) goes through
-the same shutdown: the engine cancels open orders and waits for their outcomes (bounded), then
-the scheduler, gateway, adapter and venue are closed, ``botcore_shutdown`` runs and a summary is
-printed.
+strategies and risk chain (+ the run's ``Reconciler`` as ``reconcile_guard``) -> engine (+ gateway)
+with the REST account snapshot -> scheduler -> ``botcore_startup`` (restart recovery) -> the
+start-up drifts through ``botcore_reconcile_report`` (a foreign open order halts quoting); then
+streams start and the main thread only waits, prints a status line and handles signals. Every way
+out (duration, end of a replay, SIGINT, SIGTERM, an error) goes through the same shutdown: the
+engine cancels open orders and waits for their outcomes (bounded), then the scheduler, gateway,
+adapter and venue are closed, ``botcore_shutdown`` runs and a summary is printed.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TextIO
 
 from botcore.config import BotConfig, ConfigError, validate_against_registry
 from botcore.contracts import VenueEndpoints
 from botcore.engine import Engine, EngineHandle, RiskLink
-from botcore.model import BookTop, Instrument
+from botcore.model import BookTop, Drift, Instrument
 from botcore.plugins import Hooks, Registry, collect_registry
+from botcore.progress import DriftTally, VenueWatch, money, quiet_libraries, run_summary
+from botcore.reconcile import Reconciler
 from botcore.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+
+REPLAY_END_GRACE_S = 1.0
+"""Wall seconds between the venue's "replay finished" and the stop: answers and fills on their way land."""
+VENUE_POLL_S = 0.5
+"""How often a venue with an end (the paper exchange) is asked whether it finished."""
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -110,6 +118,51 @@ def build_risk_chain(config: BotConfig, registry: Registry) -> list[RiskLink]:
     return out
 
 
+RECONCILE_GUARD = "reconcile_guard"
+
+
+def with_reconcile_guard(
+    risk: list[RiskLink], registry: Registry
+) -> tuple[list[RiskLink], Reconciler | None]:
+    """The risk chain with the run's ``Reconciler`` in it, and that reconciler.
+
+    The reconciler applies REST snapshots under the drift policy (``plugins.reconcile``); it must
+    also sit in the risk chain, since that is how a "halt" drift pauses quoting. A chain that
+    does not list ``reconcile_guard`` gets it first (ahead of checks that count what they let
+    through, such as ``order_rate``). None if no installed plugin registers it.
+    """
+    for link in risk:
+        if isinstance(link.check, Reconciler):
+            return risk, link.check
+    factory = registry.risk_checks.get(RECONCILE_GUARD)
+    if factory is None:
+        return risk, None
+    guard = factory({})
+    if not isinstance(guard, Reconciler):  # a replacement plugin: a plain (stateful) risk check
+        return [RiskLink(RECONCILE_GUARD, guard), *risk], None
+    return [RiskLink(RECONCILE_GUARD, guard), *risk], guard
+
+
+def startup_drifts(engine: Engine, drifts: Sequence[Drift]) -> list[Drift]:
+    """The start-up drifts still worth a decision once ``botcore_startup`` (restart recovery) ran.
+
+    Loading the first account snapshot into an empty cache reports every open order on the
+    account as ``order.missing_local``. Recovery adopts the previous run's orders (the engine
+    tracks them) or cancels them (the post-recovery snapshot removed them from the cache): those
+    are dealt with (and journaled by recovery). An order still open in the cache and not tracked
+    is foreign, or ours but unrecovered: it is reported, and the policy halts quoting.
+    """
+    positions = engine.positions
+    out = []
+    for d in drifts:
+        if d.field == "order.missing_local" and (
+            engine.tracker.get(d.key) is not None or positions.open_order(d.key) is None
+        ):
+            continue
+        out.append(d)
+    return out
+
+
 def _refuse_production(config: BotConfig, args: Any) -> str | None:
     ex = config.exchange
     if ex.mode != "production":
@@ -126,18 +179,20 @@ def _refuse_production(config: BotConfig, args: Any) -> str | None:
 # ------------------------------------------------------------------------------------------------
 
 
-def status_line(st: Mapping[str, Any]) -> str:
-    """One progress line (stderr) from ``Engine.status()``."""
+def status_line(st: Mapping[str, Any], *extra: str) -> str:
+    """One progress line (stderr) from ``Engine.status()``; ``extra`` parts (replay time, drift) go
+    after the elapsed time."""
     pos = " ".join(f"{s}={q}" for s, q in st.get("position", {}).items()) or "-"
     lat = st.get("latency_us", {})
     untrusted = [s for s, ok in st.get("trusted", {}).items() if not ok]
     trust = "ok" if not untrusted else "paused:" + ",".join(untrusted)
     if st.get("halted"):
         trust = "HALTED"
+    more = "".join(f"{part} " for part in extra if part)
     return (
-        f"[{st.get('elapsed_s', 0.0):8.1f}s] events={st.get('events', 0)} quotes={st.get('quotes', 0)} "
+        f"[{st.get('elapsed_s', 0.0):8.1f}s] {more}events={st.get('events', 0)} quotes={st.get('quotes', 0)} "
         f"orders={st.get('orders', 0)} cancels={st.get('cancels', 0)} fills={st.get('fills', 0)} "
-        f"live={st.get('live_orders', 0)} pos {pos} pnl={st.get('pnl', '0')} "
+        f"live={st.get('live_orders', 0)} pos {pos} pnl={money(st.get('pnl', '0'))} "
         + (
             f"t2o p50={lat.get('p50', 0.0):.1f}us p99={lat.get('p99', 0.0):.1f}us "
             if lat.get("count")
@@ -148,10 +203,16 @@ def status_line(st: Mapping[str, Any]) -> str:
 
 
 class _Signals:
-    """SIGINT/SIGTERM -> a clean engine stop; a second signal aborts the wait."""
+    """SIGINT/SIGTERM -> a clean engine stop; a second signal aborts the wait for the cancels.
 
-    def __init__(self, stop: Callable[[str], None]) -> None:
+    After the ``with`` block the run is closing (adapter, venue, journal): that is short and bounded,
+    and a signal must not cut it in the middle (an unclosed journal reads as a crashed run), so
+    further signals are only acknowledged until :meth:`restore` puts the old handlers back.
+    """
+
+    def __init__(self, stop: Callable[[str], None], out: TextIO | None = None) -> None:
         self._stop = stop
+        self._out = out or sys.stderr
         self._old: dict[int, Any] = {}
         self.received: str | None = None
 
@@ -169,8 +230,18 @@ class _Signals:
         self._stop(name)  # SimpleQueue.put is safe from a signal handler
 
     def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        for sig in self._old:
+            signal.signal(sig, self._closing)
+
+    def _closing(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        print(f"botcore: {name}: closing the run, a moment", file=self._out, flush=True)
+
+    def restore(self) -> None:
+        """Put the handlers found at ``__enter__`` back (idempotent)."""
+        old, self._old = self._old, {}
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int:
@@ -185,11 +256,13 @@ def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int
         return EXIT_CONFIG
     if getattr(args, "log_level", None) is None:
         logging.getLogger().setLevel(config.run.log_level)
+    quiet_libraries(logging.getLogger().getEffectiveLevel())
     duration = _seconds(getattr(args, "duration", None) or config.run.duration)
     status_every = _seconds(config.run.status_every) or 2.0
     ex = config.exchange
 
-    cleanups: list[tuple[str, Callable[[], Any]]] = []
+    drift_tally = DriftTally.attach(pm)  # live drift count for the status line
+    cleanups: list[tuple[str, Callable[[], Any]]] = [("drift tally", drift_tally.detach)]
     engine: Engine | None = None
     reason = "startup failed"
     try:
@@ -200,16 +273,30 @@ def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int
         cleanups.append(("adapter", adapter.stop))
         instruments = adapter.exchange_info(list(ex.symbols))
         strategies = build_strategies(config, registry, instruments)
-        risk = build_risk_chain(config, registry)
-        engine = Engine(instruments, strategies, risk, adapter=adapter, hooks=hooks, run_id=make_run_id())
-        engine.bot_config = config
+        risk, reconciler = with_reconcile_guard(build_risk_chain(config, registry), registry)
+        engine = Engine(
+            instruments,
+            strategies,
+            risk,
+            adapter=adapter,
+            hooks=hooks,
+            run_id=make_run_id(),
+            reconciler=reconciler,
+        )
+        engine.bot_config = config  # before botcore_startup: the services read it
         cleanups.append(("gateway", lambda: engine.gateway.close(5.0)))  # type: ignore[union-attr]
-        engine.load_snapshot(adapter.account_snapshot())
+        drifts = engine.load_snapshot(adapter.account_snapshot())
         scheduler = Scheduler(config.schedules, registry.jobs, EngineHandle(engine, adapter, config))
         cleanups.append(("scheduler", lambda: scheduler.shutdown(wait=False)))
-        hooks.startup(engine)
+        hooks.startup(engine)  # restart recovery runs here, before anything is quoted
+        # Journal and judge what the first snapshot found (a foreign order halts quoting); the
+        # engine polls the halt before its first event.
+        residual = startup_drifts(engine, drifts)
+        if residual:
+            hooks.reconcile_report("startup", residual)
         started = time.monotonic()
-        with _Signals(engine.stop) as signals:
+        with _Signals(engine.stop, out) as signals:
+            cleanups.insert(0, ("signal handlers", signals.restore))  # the last cleanup: signals stay
             engine.start()
             adapter.start(engine, list(ex.symbols))
             scheduler.start()
@@ -219,19 +306,36 @@ def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int
                 file=out,
                 flush=True,
             )
+            watch = VenueWatch(venue, grace_s=REPLAY_END_GRACE_S)
+            next_status = started + status_every
             try:
                 while True:
-                    wait = status_every
+                    now = time.monotonic()
+                    wait = max(0.0, next_status - now)
+                    if watch.active:  # a replay: notice its end before the streams' stall watchdog
+                        wait = min(wait, VENUE_POLL_S)
                     if duration is not None:
-                        wait = max(0.0, min(wait, started + duration - time.monotonic()))
+                        wait = max(0.0, min(wait, started + duration - now))
                     if engine.join(wait):
                         break
-                    if duration is not None and time.monotonic() - started >= duration:
+                    now = time.monotonic()
+                    if duration is not None and now - started >= duration:
                         engine.stop("duration reached")
                         break
-                    print(status_line(engine.status()), file=out, flush=True)
+                    finished = watch.poll()
+                    if finished:
+                        engine.stop(finished)
+                        break
+                    if now >= next_status:
+                        next_status = max(next_status + status_every, now)
+                        print(
+                            status_line(engine.status(), watch.describe(), drift_tally.describe()),
+                            file=out,
+                            flush=True,
+                        )
                 # the engine cancels open orders and waits for their outcomes (bounded)
                 engine.join(engine.config.stop_timeout + 5.0)
+                watch.refresh()  # the market time covered, before the venue closes
             except KeyboardInterrupt:
                 print("botcore: second signal: not waiting for the engine any longer", file=out, flush=True)
         reason = engine.stop_reason or signals.received or "stopped"
@@ -247,29 +351,21 @@ def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int
             except Exception:
                 log.exception("shutdown hook failed")
     st = engine.status()
-    print(status_line(st), file=out)
-    print(_summary(st, reason), file=out, flush=True)
+    print(status_line(st, watch.describe(), drift_tally.describe()), file=out)
+    summary = run_summary(
+        name=config.run.name,
+        reason=reason,
+        status=st,
+        engine=engine,
+        journal=config.run.journal,
+        wall_s=time.monotonic() - started,
+        replay=watch.last,
+    )
+    print(summary, file=out, flush=True)
     if st.get("live_orders"):
         print(f"botcore: WARNING {st['live_orders']} orders may still be open on the venue", file=out)
         return EXIT_FAILURE
     return EXIT_OK
-
-
-def _summary(st: Mapping[str, Any], reason: str) -> str:
-    lines = [f"botcore: stopped ({reason})"]
-    lines.append(
-        f"  events {st.get('events', 0)}, frames {st.get('frames', 0)}, quotes {st.get('quotes', 0)}, "
-        f"orders {st.get('orders', 0)}, cancels {st.get('cancels', 0)}, fills {st.get('fills', 0)}"
-    )
-    if st.get("vetoes"):
-        lines.append("  risk vetoes: " + ", ".join(f"{k}={v}" for k, v in sorted(st["vetoes"].items())))
-    lat = st.get("latency_us", {})
-    if lat.get("count"):
-        lines.append(
-            f"  tick-to-order: n={lat['count']} p50={lat['p50']:.1f}us p99={lat['p99']:.1f}us max={lat['max']:.1f}us"
-        )
-    lines.append(f"  position {st.get('position', {})} pnl {st.get('pnl', '0')}")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------

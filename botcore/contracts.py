@@ -31,6 +31,12 @@ class VenueEndpoints(msgspec.Struct, frozen=True):
     """Where an adapter reaches a venue; returned by ``botcore_start_venue`` for embedded venues.
 
     ``api_secret`` never appears in reprs (see ``__repr__``); ``close`` stops an embedded venue.
+    A venue with an end (a replay) sets ``done``, which turns True once it has nothing more to
+    offer (replay finished, or the venue process exited), so ``botcore run`` can stop by itself;
+    ``progress`` gives a few plain values for the status line (the paper exchange: ``elapsed_s``
+    of market time replayed, ``events``, ``done``, and ``exited`` once its process is gone).
+    Both may block briefly (a loopback HTTP request); call them from the main thread, never from
+    the engine thread.
     """
 
     rest_url: str
@@ -39,6 +45,8 @@ class VenueEndpoints(msgspec.Struct, frozen=True):
     api_key: str = ""
     api_secret: str = ""
     close: Callable[[], None] | None = None
+    done: Callable[[], bool] | None = None
+    progress: Callable[[], dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"VenueEndpoints(rest_url={self.rest_url!r}, stream_url={self.stream_url!r}, ws_api_url={self.ws_api_url!r})"

@@ -10,9 +10,18 @@ Per market frame (the hot path)::
 
     route by stream name (bytes slice of the envelope) -> BookSync -> core OrderBook
     fused top changed and quoting allowed -> strategy.on_top -> quotes_decided hook
-    -> quoting.diff against live orders -> cancels + new orders
+    -> quoting.diff against live orders -> pair same-side cancel + placement (cancel-replace)
+    -> cancels, replaces, new orders
     new order: client id -> risk chain -> order_check hook -> track (PENDING_NEW)
-    -> order_submit hook around gateway.submit (non-blocking) -> tick-to-order histogram
+    -> order_submit hook around gateway.submit / gateway.cancel_replace (non-blocking)
+    -> tick-to-order histogram
+
+A requote that moves an order goes out as ONE cancel-replace request (Binance ``cancelReplace``,
+``STOP_ON_FAILURE``: the venue cancels first and places only if the cancel worked), so the new
+order leaves on the tick instead of a round trip later. Until one of them is finished, the old
+order (PENDING_CANCEL) and its replacement (PENDING_NEW) are linked and hold ONE live-order
+slot: the venue can never have both resting, even if the request's fate is UNKNOWN. That keeps
+the rule "never more than ``max_live_orders`` live, counting orders pending or in doubt" exact.
 
 Quoting for a symbol stops, and its live orders are cancelled, as soon as its market data or the
 user stream is not trustworthy (sequence gap, reconnect, stall); it resumes once the book is LIVE
@@ -69,8 +78,9 @@ from botcore.model import (
     TimeInForce,
     plain,
 )
-from botcore.orders import APPLIED, QUOTING_STATUSES, ClientOrderIds, OrderTracker, TrackedOrder
-from botcore.quoting import diff
+from botcore.orders import APPLIED, FOREIGN, QUOTING_STATUSES, ClientOrderIds, OrderTracker, TrackedOrder
+from botcore.quoting import diff, pair_replacements
+from botcore.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +88,17 @@ S = OrderStatus
 
 _ENVELOPE = b'{"stream":"'
 _KIND_DEPTH, _KIND_TICKER, _KIND_TRADE, _KIND_OTHER = 0, 1, 2, 3
-_CANCELLED_STATES = frozenset({S.CANCELED, S.EXPIRED, S.EXPIRED_IN_MATCH})
+# Enum member access (``S.NEW``) costs ~0.2 us on Python 3.11 (a descriptor call); the hot path
+# reads these module constants instead (~0.02 us).
+_PENDING_NEW, _NEW, _PARTIALLY_FILLED = S.PENDING_NEW, S.NEW, S.PARTIALLY_FILLED
+_PENDING_CANCEL, _UNKNOWN, _REJECTED, _CANCELED = S.PENDING_CANCEL, S.UNKNOWN, S.REJECTED, S.CANCELED
+_CANCELLED_STATES = frozenset({_CANCELED, S.EXPIRED, S.EXPIRED_IN_MATCH})
 # Orders a quote diff may keep. UNKNOWN is in: an order that may be resting must not be doubled by
 # a fresh one at the same price; if it is no longer wanted it gets cancelled once resolved.
-_DIFFABLE = QUOTING_STATUSES | {S.UNKNOWN}
+_DIFFABLE = QUOTING_STATUSES | {_UNKNOWN}
 _ERR_UNKNOWN_ORDER = -2011  # cancel: "Unknown order sent." (already gone, or never arrived)
 _ERR_NO_SUCH_ORDER = -2013  # query: "Order does not exist."
+_ERR_REPLACE_FAILED = -2022  # cancelReplace: "Order cancel-replace failed." (new leg NOT_ATTEMPTED)
 NEVER_NS = 1 << 62
 """Age reported for something that never happened."""
 _TAGS = tuple(f"L{i}" for i in range(32))
@@ -113,6 +128,13 @@ class EngineConfig:
     """A reconcile only questions orders whose last change is older than this."""
     pending_timeout: float = 30.0
     """An order still waiting for its new/cancel answer after this long is queried."""
+    cancel_replace: bool = True
+    """Pair a cancel and a placement on the same side into one cancel-replace request (strategies
+    may opt out with ``use_cancel_replace = False``; gateways without ``cancel_replace`` never pair)."""
+    replace_fallback_after: int = 3
+    """Consecutive cancel-replace requests refused as a whole (cancel leg rejected, not -2011)
+    after which a strategy falls back to plain cancel + new for ``replace_retry_after`` seconds."""
+    replace_retry_after: float = 60.0
     max_errors: int = 100
     """Handler exceptions tolerated before the engine stops itself."""
     debug_thread_check: bool = False
@@ -170,13 +192,15 @@ class _BookView:
 class _Context:
     """The ``contracts.StrategyContext`` the engine lends strategies (read-only)."""
 
-    __slots__ = ("instruments", "_engine", "_views", "_positions")
+    __slots__ = ("instruments", "_engine", "_views", "_positions", "_order_views")
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.instruments: Mapping[str, Instrument] = MappingProxyType(dict(engine.instruments))
         self._views = {s: _BookView(s, sync) for s, sync in engine._syncs.items()}
         self._positions = engine._positions.view()
+        # (symbol, strategy) -> (views, [(order, status, cum_qty) they were made from])
+        self._order_views: dict[tuple[str, str], tuple[tuple[OrderView, ...], list[tuple[Any, ...]]]] = {}
 
     def book(self, symbol: str) -> _BookView:
         return self._views[symbol]
@@ -186,7 +210,18 @@ class _Context:
         return self._positions
 
     def live_orders(self, symbol: str, strategy: str) -> tuple[OrderView, ...]:
-        return tuple(
+        """Read-only copies, rebuilt only when an order came, went, or changed status or filled
+        quantity (most ticks change nothing: the strategy asks on every one)."""
+        live = self._engine._tracker.live_map(symbol, strategy)
+        key = (symbol, strategy)
+        cached = self._order_views.get(key)
+        if cached is not None and len(cached[1]) == len(live):
+            for (o, status, cum), now in zip(cached[1], live.values(), strict=True):
+                if o is not now or o.status is not status or o.cum_qty is not cum:
+                    break
+            else:
+                return cached[0]
+        views = tuple(
             OrderView(
                 o.client_order_id,
                 o.symbol,
@@ -199,8 +234,26 @@ class _Context:
                 o.level,
                 o.created_ns,
             )
-            for o in self._engine._tracker.live_map(symbol, strategy).values()
+            for o in live.values()
         )
+        self._order_views[key] = (views, [(o, o.status, o.cum_qty) for o in live.values()])
+        return views
+
+    def live_order_count(self, symbol: str | None = None) -> int:
+        """This run's live orders (all strategies) as they count against venue limits such as
+        MAX_NUM_ORDERS: a cancel-replace pair is one, and while a replacement is being checked the
+        order it replaces is not counted (the venue cancels it before placing the new one)."""
+        eng = self._engine
+        tracker = eng._tracker
+        n = tracker.live_count(symbol)
+        for new, old in eng._replaces.items():
+            a, b = tracker.get(new), tracker.get(old)
+            if a is not None and b is not None and a.is_live and b.is_live and symbol in (None, a.symbol):
+                n -= 1
+        vetting = eng._vetting_replace
+        if vetting is not None and symbol in (None, vetting.symbol):
+            n -= 1
+        return n
 
     def now_ns(self) -> int:
         return self._engine._clock()
@@ -265,6 +318,9 @@ class Engine:
     :param hooks: a ``botcore.plugins.Hooks`` facade, or None for no plugins.
     :param positions: the position cache (default: a new ``core.PositionCache``).
     :param run_id: goes into every client order id (see ``orders.ClientOrderIds``).
+    :param reconciler: applies ``ReconcileSnapshot``s under its drift policy (default: the
+        ``reconcile.Reconciler`` found in the risk chain, if any; else every drift is corrected).
+        Put it in the risk chain too, so that a "halt" drift pauses quoting.
     """
 
     def __init__(
@@ -281,6 +337,7 @@ class Engine:
         config: EngineConfig | None = None,
         clock: Callable[[], int] = now_ns,
         gateway_workers: int = 4,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.config = cfg = config or EngineConfig()
         self._clock = clock
@@ -321,6 +378,9 @@ class Engine:
         ]
         self._fill_watchers = [r for r in self._risk if callable(getattr(r.check, "on_fill", None))]
         self._halt_checks = [r for r in self._risk if callable(getattr(r.check, "halted", None))]
+        if reconciler is None:  # the chain's reconcile_guard is the run's Reconciler
+            reconciler = next((r.check for r in self._risk if isinstance(r.check, Reconciler)), None)
+        self._reconciler: Reconciler | None = reconciler
 
         # --- state (engine thread only) ------------------------------------------------------------
         positions = positions if positions is not None else PositionCache()
@@ -346,6 +406,11 @@ class Engine:
         self._timers: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._timer_seq = 0
         self._job_handlers: dict[str, Callable[[Engine, dict[str, Any]], None]] = {}
+        # Cancel-replace pairs whose both legs may still be live: new cid -> old cid, and back.
+        self._replaces: dict[str, str] = {}
+        self._replaced_by: dict[str, str] = {}
+        self._replace_cancel: CancelRequest | None = None  # the cancel leg during an order_submit hook
+        self._vetting_replace: TrackedOrder | None = None  # the order being replaced, while risk checks run
         self._halted: str | None = None  # reason while a stateful risk check halts trading
         self._shadow_halts: set[str] = set()
         self._user_last_ns = 0
@@ -370,6 +435,7 @@ class Engine:
         self.n_quotes = 0
         self.n_orders = 0
         self.n_cancels = 0
+        self.n_replaces = 0
         self.n_fills = 0
         self._status: dict[str, Any] = {}
 
@@ -380,6 +446,11 @@ class Engine:
             gateway = Gateway(adapter, self, max_workers=gateway_workers, clock=clock)
         self.gateway = gateway
         self.adapter = adapter
+        can_replace = cfg.cancel_replace and callable(getattr(gateway, "cancel_replace", None))
+        self._replace_ok: dict[str, bool] = {
+            s.name: can_replace and bool(getattr(s, "use_cancel_replace", True)) for s in self.strategies
+        }
+        self._replace_refused: dict[str, int] = {}  # consecutive whole-request refusals per strategy
         self.hooks = hooks
         self.bot_config: Any = None  # the run's BotConfig, set by the app for plugins (read-only)
         self._h = _HookFlags(hooks)
@@ -466,6 +537,8 @@ class Engine:
         self._started_ns = self._clock()
         self._user_last_ns = self._user_last_ns or self._started_ns  # streams subscribed at start
         self._next_status = self._started_ns
+        if self._halt_checks:
+            self._poll_halts()  # a halt decided before the start (e.g. at recovery) holds from the first event
         queue = self._queue
         get_nowait, get = queue.get_nowait, queue.get
         dispatch = self._dispatch
@@ -508,6 +581,8 @@ class Engine:
             self._running = True
             self._started_ns = self._clock()
             self._user_last_ns = self._user_last_ns or self._started_ns
+            if self._halt_checks:
+                self._poll_halts()
         if type(event) is MarketFrame:
             if not self._stopping:
                 self._on_market(event)
@@ -662,17 +737,37 @@ class Engine:
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
         live = self._tracker.live_map(symbol, strategy)
         if live:
-            keep = [o for o in live.values() if o.status in _DIFFABLE and not o.cancel_wanted]
+            keep = []
+            linked = 0  # cancel-replace pairs with both legs live: one slot each, not two
+            replaces = self._replaces
+            for o in live.values():
+                if o.status in _DIFFABLE and not o.cancel_wanted:
+                    keep.append(o)
+                if replaces:
+                    old = replaces.get(o.client_order_id)
+                    if old is not None and old in live:
+                        linked += 1
+            # Slots in use, before anything below tracks a new order into ``live`` (a live dict).
+            used = len(live) - linked
             to_cancel, to_place = diff(
                 quotes, keep, self.config.tolerance_ticks, self.instruments[symbol].tick_size
             )
-            for o in to_cancel:
-                self._cancel_order(o)
+            if to_cancel and to_place and self._replace_ok[strategy]:
+                pairs, to_cancel, to_place = pair_replacements(to_cancel, to_place, self._replaceable)
+                for o in to_cancel:
+                    self._cancel_order(o)
+                for o, q in pairs:
+                    # A pair takes over the old order's slot: it needs no room.
+                    self._replace(strategy, symbol, o, q, recv_ns)
+            else:
+                for o in to_cancel:
+                    self._cancel_order(o)
         else:
+            used = 0
             to_place = list(quotes)
         if not to_place:
             return
-        room = self._max_live[strategy] - len(live)
+        room = self._max_live[strategy] - used
         placed = 0
         for q in to_place:
             if placed >= room:
@@ -684,7 +779,14 @@ class Engine:
             if self._place(strategy, symbol, q, recv_ns):
                 placed += 1
 
-    def _place(self, strategy: str, symbol: str, q: Quote, recv_ns: int) -> bool:
+    def _replaceable(self, o: TrackedOrder) -> bool:
+        """Acknowledged, and not already being replaced by an order that may be live."""
+        return (o.status is _NEW or o.status is _PARTIALLY_FILLED) and (
+            o.client_order_id not in self._replaced_by
+        )
+
+    def _vetted_order(self, strategy: str, symbol: str, q: Quote) -> OrderRequest | None:
+        """The order for ``q`` under a fresh client id, or None if the risk chain or a plugin vetoes it."""
         otype, tif = self._order_type[strategy]
         level = q.level
         order = OrderRequest(
@@ -723,7 +825,7 @@ class Engine:
                     )
                 if link.shadow:
                     continue
-                return False
+                return None
         if self._h.order_check:
             reason = self.hooks.order_check(order, ctx)
             if reason:
@@ -731,7 +833,13 @@ class Engine:
                 n = self.vetoes["plugin"]
                 if not n & (n - 1):
                     log.info("plugin vetoed %s (%d so far): %s", order.client_order_id, n, reason)
-                return False
+                return None
+        return order
+
+    def _place(self, strategy: str, symbol: str, q: Quote, recv_ns: int) -> bool:
+        order = self._vetted_order(strategy, symbol, q)
+        if order is None:
+            return False
         self._tracker.track(order, q.level)
         self._handoff_ns = 0
         if self._h.order_submit:
@@ -740,10 +848,11 @@ class Engine:
             except Exception:
                 log.exception("order_submit hook failed for %s", order.client_order_id)
                 if not self._handoff_ns:  # never reached the gateway: it certainly does not exist
-                    self._tracker.force(order.client_order_id, S.REJECTED, "submit hook failed")
+                    self._tracker.force(order.client_order_id, _REJECTED, "submit hook failed")
                     return False
         else:
-            self._handoff(order)
+            self.gateway.submit(order)
+            self._handoff_ns = self._clock()
         if recv_ns:
             self.tick_to_order.record(self._handoff_ns - recv_ns)
         self.n_orders += 1
@@ -755,12 +864,77 @@ class Engine:
         self.gateway.submit(order)
         self._handoff_ns = self._clock()
 
+    def _replace(self, strategy: str, symbol: str, old: TrackedOrder, q: Quote, recv_ns: int) -> None:
+        """Cancel ``old`` and place ``q`` in one request; both legs are tracked before it leaves."""
+        self._vetting_replace = old
+        try:
+            order = self._vetted_order(strategy, symbol, q)
+        finally:
+            self._vetting_replace = None
+        if order is None:
+            self._cancel_order(old)  # unwanted all the same
+            return
+        tracker = self._tracker
+        old_cid, new_cid = old.client_order_id, order.client_order_id
+        if not tracker.request_cancel(old_cid):  # cannot happen: ``_replaceable`` checked the status
+            self._cancel_order(old)  # the quote waits for the next decision (no room was reserved)
+            return
+        tracker.track(order, q.level)
+        self._replaces[new_cid] = old_cid
+        self._replaced_by[old_cid] = new_cid
+        cancel = CancelRequest(symbol, old_cid, strategy)
+        self._handoff_ns = 0
+        if self._h.order_submit:
+            self._replace_cancel = cancel
+            try:
+                self.hooks.order_submit(order, self._handoff_replace)
+            except Exception:
+                log.exception("order_submit hook failed for %s (replacing %s)", new_cid, old_cid)
+                if not self._handoff_ns:
+                    # Never reached the gateway: the new order does not exist; the old one must still go.
+                    self._unlink(new_cid)
+                    tracker.force(new_cid, _REJECTED, "submit hook failed")
+                    self.n_cancels += 1
+                    self.gateway.cancel(cancel)
+                    return
+            finally:
+                self._replace_cancel = None
+        else:
+            self.gateway.cancel_replace(cancel, order)
+            self._handoff_ns = self._clock()
+        if recv_ns:
+            self.tick_to_order.record(self._handoff_ns - recv_ns)
+        self.n_orders += 1
+        self.n_cancels += 1
+        self.n_replaces += 1
+        if self._h.order_submitted:
+            self.hooks.order_submitted(order)
+
+    def _handoff_replace(self, order: OrderRequest) -> None:
+        cancel = self._replace_cancel
+        assert cancel is not None
+        self.gateway.cancel_replace(cancel, order)
+        self._handoff_ns = self._clock()
+
+    def _unlink(self, cid: str) -> None:
+        """Forget the cancel-replace pair ``cid`` belongs to (either leg finished)."""
+        old = self._replaces.pop(cid, None)
+        if old is not None:
+            self._replaced_by.pop(old, None)
+        new = self._replaced_by.pop(cid, None)
+        if new is not None:
+            self._replaces.pop(new, None)
+
     def _cancel_order(self, o: TrackedOrder) -> None:
         if self._tracker.request_cancel(o.client_order_id):
             self.n_cancels += 1
             self.gateway.cancel(CancelRequest(o.symbol, o.client_order_id, o.strategy))
-        elif o.status is S.UNKNOWN and not o.query_pending:
-            self._query(o)
+        elif o.status is _UNKNOWN:
+            if not o.query_pending:
+                self._query(o)
+        elif o.status is _PENDING_CANCEL:
+            # A cancel (or replace) is in flight; if the venue refuses it, cancel again then.
+            o.cancel_wanted = True
 
     # =============================================================================================
     # Book sync plumbing
@@ -908,43 +1082,81 @@ class Engine:
             if o is not None:
                 o.query_pending = False
             self._on_query_result(o, out)
-        elif status is S.UNKNOWN:
+        elif status is _UNKNOWN:
             if (
                 tracker.mark_unknown(cid, out.error_msg or f"{action} outcome unknown") == APPLIED
                 and o is not None
             ):
                 self.counters.inc("unknown_outcomes")
                 log.warning("order %s: %s outcome unknown (%s); querying", cid, action, out.error_msg)
-        elif action == "cancel" and status is S.REJECTED:
+        elif action == "cancel" and status is _REJECTED:
             if out.error_code == _ERR_UNKNOWN_ORDER:
                 # Filled or cancelled already, or the cancel overtook the order: ask, don't guess.
+                # (A replace's new leg was then not attempted: its own outcome says REJECTED.)
                 tracker.mark_unknown(cid, out.error_msg or "cancel: unknown order")
             else:
+                if o is not None and cid in self._replaced_by:
+                    self._replace_refused_once(o.strategy, out)
                 tracker.on_cancel_rejected(cid, out.error_msg)
         else:
-            if action == "new" and status is S.REJECTED:
-                self.counters.inc("rejects")
-                log.warning("order %s rejected: %s %s", cid, out.error_code, out.error_msg)
+            if action == "new" and status is _REJECTED:
+                if out.error_code == _ERR_REPLACE_FAILED and cid in self._replaces:
+                    # STOP_ON_FAILURE: the cancel leg failed, so this order was never attempted.
+                    self.counters.inc("replace_not_attempted")
+                    log.info("replacement %s not placed: its cancel leg failed", cid)
+                else:
+                    self.counters.inc("rejects")
+                    log.warning("order %s rejected: %s %s", cid, out.error_code, out.error_msg)
+            elif action == "cancel" and o is not None and self._replace_refused and cid in self._replaced_by:
+                self._replace_refused.pop(o.strategy, None)
             tracker.on_outcome(out)
+            if action == "cancel" and (status is _NEW or status is _PARTIALLY_FILLED):
+                # A cancel answered "still open" (an adapter resolved -2011 by a query and found the
+                # order resting): the cancel did not happen.
+                tracker.on_cancel_rejected(cid, out.error_msg or "cancel: order still open")
         if self._h.order_outcome:
             self.hooks.order_outcome(out)
         for fill in ev.fills:
             self._apply_fill(fill)
         self._after_order_change(o)
 
+    def _replace_refused_once(self, strategy: str, out: OrderOutcome) -> None:
+        """A cancel-replace refused as a whole (not "unknown order"): after a few in a row, the
+        strategy falls back to plain cancel + new for a while (e.g. ``cancelReplaceAllowed`` false)."""
+        n = self._replace_refused.get(strategy, 0) + 1
+        self._replace_refused[strategy] = n
+        cfg = self.config
+        if n >= cfg.replace_fallback_after and self._replace_ok.get(strategy):
+            self._replace_ok[strategy] = False
+            self.counters.inc("replace_fallbacks")
+            log.warning(
+                "strategy %s: %d cancel-replace requests refused in a row (last: %s %s); "
+                "using cancel + new for %.0fs",
+                strategy,
+                n,
+                out.error_code,
+                out.error_msg,
+                cfg.replace_retry_after,
+            )
+            self._call_later(cfg.replace_retry_after, self._retry_replace, strategy)
+
+    def _retry_replace(self, strategy: str) -> None:
+        self._replace_refused.pop(strategy, None)
+        self._replace_ok[strategy] = True
+
     def _on_query_result(self, o: TrackedOrder | None, out: OrderOutcome) -> None:
         if o is None or not o.is_live:
             return
-        if out.status is S.UNKNOWN:  # the query itself failed
+        if out.status is _UNKNOWN:  # the query itself failed
             self._schedule_query(o)
-        elif out.status is S.REJECTED and out.error_code == _ERR_NO_SUCH_ORDER:
+        elif out.status is _REJECTED and out.error_code == _ERR_NO_SUCH_ORDER:
             age = (self._clock() - o.created_ns) / 1e9
             if age < self.config.unknown_grace:
                 # A delayed request can still reach the venue inside its recvWindow: ask again.
                 self._schedule_query(o, self.config.unknown_grace - age)
             else:
                 log.warning("order %s does not exist on the venue; marking it rejected", o.client_order_id)
-                self._tracker.force(o.client_order_id, S.REJECTED, "venue: order does not exist")
+                self._tracker.force(o.client_order_id, _REJECTED, "venue: order does not exist")
         else:
             self._tracker.on_outcome(out)
 
@@ -956,7 +1168,7 @@ class Engine:
 
     def _requery(self, cid: str) -> None:
         o = self._tracker.get(cid)
-        if o is not None and o.status is S.UNKNOWN:
+        if o is not None and o.status is _UNKNOWN:
             o.query_pending = False
             self._query(o)
         elif o is not None:
@@ -975,6 +1187,8 @@ class Engine:
             return
         status = o.status
         if status.is_terminal:
+            if self._replaces or self._replaced_by:
+                self._unlink(o.client_order_id)
             key = (o.strategy, o.symbol)
             if key in self._shortfall and self._quoting.get(o.symbol):
                 self._shortfall.discard(key)
@@ -983,10 +1197,10 @@ class Engine:
                     self._apply_quotes(o.strategy, o.symbol, quotes, 0)
             if self._stopping and not self._tracker.live_count():
                 self._running = False
-        elif status is S.UNKNOWN:
+        elif status is _UNKNOWN:
             if not o.query_pending:
                 self._query(o)
-        elif o.cancel_wanted and (status is S.NEW or status is S.PARTIALLY_FILLED):
+        elif o.cancel_wanted and (status is _NEW or status is _PARTIALLY_FILLED):
             o.cancel_wanted = False
             self._cancel_order(o)
 
@@ -1003,7 +1217,9 @@ class Engine:
             log.warning("engine: unknown user event %s ignored", type(e).__name__)
 
     def _on_execution_report(self, report: ExecutionReport) -> None:
-        self._tracker.on_report(report)
+        if self._tracker.on_report(report) == FOREIGN and self._reconciler is not None:
+            # e.g. a NEW order on our account that this run never placed: no hook sees it.
+            self._reconciler.should_reconcile_now(report)
         o = self._tracker.get(report.client_order_id)
         strat = self._strategy_by_name.get(o.strategy) if o is not None else None
         fill: Fill | None = None
@@ -1021,11 +1237,14 @@ class Engine:
                 log.exception("strategy %s failed in on_order_update", strat.name)
         self._after_order_change(o)
 
-    def _apply_fill(self, fill: Fill) -> None:
-        """A fill seen outside the user stream (REST FULL response, reconcile): dedup by trade id."""
+    def _apply_fill(self, fill: Fill) -> bool:
+        """A fill seen outside the user stream (REST FULL response, reconcile): dedup by trade id.
+        True if it was new (the reconciler's ``apply_fill`` contract)."""
         if fill.symbol in self.instruments and self._positions.apply_fill(fill):
             o = self._tracker.get(fill.client_order_id)
             self._fill_done(fill, self._strategy_by_name.get(o.strategy) if o is not None else None)
+            return True
+        return False
 
     def _fill_done(self, fill: Fill, strat: Strategy | None) -> None:
         self.n_fills += 1
@@ -1050,16 +1269,28 @@ class Engine:
     # Reconciliation, jobs, stop
     # =============================================================================================
     def _on_reconcile(self, ev: ReconcileSnapshot) -> None:
-        for fill in ev.fills:
-            self._apply_fill(fill)
-        drifts = self._positions.apply_snapshot(ev.snapshot, time.time_ns() // 1_000_000)
+        """Apply a REST snapshot. With a ``Reconciler`` its per-field policy decides what is
+        corrected, logged or halts quoting (missed fills go through the engine's own fill path
+        either way); without one every drift is corrected. A halt takes effect at once."""
+        now_ms = time.time_ns() // 1_000_000
+        rec = self._reconciler
+        drifts: Sequence[Any]
+        if rec is not None:
+            drifts = rec.apply(ev, self._positions, now_ms, apply_fill=self._apply_fill).drifts
+        else:
+            for fill in ev.fills:
+                self._apply_fill(fill)
+            drifts = self._positions.apply_snapshot(ev.snapshot, now_ms)
         self.counters.inc("reconciles")
         if drifts:
             self.counters.inc("drifts", len(drifts))
-            log.warning("reconcile %s: %d drift(s): %s", ev.job, len(drifts), drifts[:5])
+            log.warning("reconcile %s: %d drift(s): %s", ev.job, len(drifts), list(drifts[:5]))
         self._reconcile_orders(ev.snapshot)
         if self.hooks is not None:
+            # The very tuple the reconciler returned: its review recognises it and decides once.
             self.hooks.reconcile_report(ev.job, drifts)
+        if self._halt_checks:
+            self._poll_halts()
 
     def _reconcile_orders(self, snapshot: AccountSnapshot) -> None:
         """Acknowledged orders the venue no longer lists may have filled or been cancelled
@@ -1070,7 +1301,7 @@ class Engine:
         for o in self._tracker.live():
             if o.client_order_id in venue or o.updated_ns > horizon:
                 continue
-            if o.status is S.NEW or o.status is S.PARTIALLY_FILLED or o.status is S.PENDING_CANCEL:
+            if o.status is _NEW or o.status is _PARTIALLY_FILLED or o.status is _PENDING_CANCEL:
                 self.counters.inc("reconcile_queries")
                 log.warning(
                     "order %s is %s locally but not open on the venue; querying", o.client_order_id, o.status
@@ -1082,7 +1313,7 @@ class Engine:
         """A request whose answer never came (a hung adapter call): put the order in doubt and ask."""
         limit = now - int(self.config.pending_timeout * 1e9)
         for o in self._tracker.live():
-            if (o.status is S.PENDING_NEW or o.status is S.PENDING_CANCEL) and o.updated_ns < limit:
+            if (o.status is _PENDING_NEW or o.status is _PENDING_CANCEL) and o.updated_ns < limit:
                 self.counters.inc("pending_timeouts")
                 log.warning(
                     "order %s: no answer for %s after %.0fs; querying",
@@ -1092,6 +1323,14 @@ class Engine:
                 )
                 self._tracker.mark_unknown(o.client_order_id, "no answer")
                 self._query(o)
+        if self._replaces:  # safety net: links are dropped when a leg finishes (_after_order_change)
+            get = self._tracker.get
+            for new, old in list(self._replaces.items()):
+                a, b = get(new), get(old)
+                if a is None or b is None or not a.is_live or not b.is_live:
+                    del self._replaces[new]
+                    if self._replaced_by.get(old) == new:
+                        del self._replaced_by[old]
 
     def _on_job_request(self, ev: JobRequest) -> None:
         handler = self._job_handlers.get(ev.name)
@@ -1122,6 +1361,7 @@ class Engine:
     # Status
     # =============================================================================================
     def _publish_status(self) -> None:
+        now = self._clock()
         pos = self._positions
         positions: dict[str, str] = {}
         pnl = Decimal(0)
@@ -1137,16 +1377,17 @@ class Engine:
                 continue
         h = self.tick_to_order
         self._status = {
-            "elapsed_s": (self._clock() - self._started_ns) / 1e9 if self._started_ns else 0.0,
+            "elapsed_s": (now - self._started_ns) / 1e9 if self._started_ns else 0.0,
             "events": self.n_events,
             "frames": self.n_frames,
             "trades": self.n_trades,
             "quotes": self.n_quotes,
             "orders": self.n_orders,
             "cancels": self.n_cancels,
+            "replaces": self.n_replaces,
             "fills": self.n_fills,
             "live_orders": self._tracker.live_count(),
-            "unknown_orders": sum(1 for o in self._tracker.live() if o.status is S.UNKNOWN),
+            "unknown_orders": sum(1 for o in self._tracker.live() if o.status is _UNKNOWN),
             "illegal_transitions": self._tracker.illegal,
             "vetoes": dict(self.vetoes),
             "shadow_vetoes": dict(self.shadow_vetoes),
@@ -1156,15 +1397,7 @@ class Engine:
             "trusted": dict(self._quoting),
             "user_trusted": self._user_ok,
             "halted": self._halted,
-            "books": {
-                s: {
-                    "trusted": y.trusted,
-                    "resyncs": y.resyncs,
-                    "gaps": y.gaps,
-                    "snapshots": y.snapshots_applied,
-                }
-                for s, y in self._syncs.items()
-            },
+            "books": {s: self._book_status(y, now) for s, y in self._syncs.items()},
             "latency_us": {
                 "count": h.count,
                 "p50": h.percentile(50),
@@ -1176,6 +1409,18 @@ class Engine:
             "running": self._running,
         }
 
+    @staticmethod
+    def _book_status(sync: BookSync, now: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "trusted": sync.trusted,
+            "resyncs": sync.resyncs,
+            "gaps": sync.gaps,
+            "snapshots": sync.snapshots_applied,
+        }
+        if sync.last_recv_ns:  # absent until the first frame (readers treat it as unknown)
+            out["age_ms"] = (now - sync.last_recv_ns) // 1_000_000
+        return out
+
     # --- read helpers for tests and the app (engine thread or after stop) ------------------------
     @property
     def tracker(self) -> OrderTracker:
@@ -1184,6 +1429,13 @@ class Engine:
     @property
     def positions(self) -> Any:
         return self._positions
+
+    def live_slots(self, symbol: str, strategy: str) -> int:
+        """Live orders as counted against ``max_live_orders``: a cancel-replace pair whose legs are
+        both live holds one slot (the venue never has both resting)."""
+        live = self._tracker.live_map(symbol, strategy)
+        replaces = self._replaces
+        return len(live) - sum(1 for cid in live if replaces.get(cid, "") in live)
 
     def book_sync(self, symbol: str) -> BookSync:
         return self._syncs[symbol]

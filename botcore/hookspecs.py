@@ -109,7 +109,9 @@ def botcore_start_venue(config: Any) -> Any:
 
     :param config: the validated ``botcore.config.BotConfig``.
     :return: ``botcore.contracts.VenueEndpoints`` the adapter should use (with ``close`` set to
-        stop the venue), or None if this plugin does not provide the venue asked for.
+        stop the venue; a venue with an end, such as a replay, also sets ``done`` so that
+        ``botcore run`` stops with "replay finished", and ``progress`` for the status line), or
+        None if this plugin does not provide the venue asked for.
     """
 
 

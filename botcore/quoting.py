@@ -3,12 +3,13 @@
 Strategies state the full set of quotes they want; re-sending all of them on every tick would
 burn the venue's order-rate budget (``-1015 Too many new orders``) and lose queue position. The
 diff keeps every live order that already satisfies a desired quote and only cancels and places
-the difference. Pure function: no state, no I/O, so it is table-tested.
+the difference; ``pair_replacements`` then pairs a cancel and a placement on the same side into
+one cancel-replace request. Pure functions: no state, no I/O, so they are table-tested.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
@@ -86,3 +87,35 @@ def diff(
         else:
             del remaining[best]
     return remaining, to_place
+
+
+def pair_replacements(
+    to_cancel: Sequence[OrderT],
+    to_place: Sequence[Quote],
+    can_replace: Callable[[OrderT], bool] | None = None,
+) -> tuple[list[tuple[OrderT, Quote]], list[OrderT], list[Quote]]:
+    """Pair cancels with placements on the same side: ``(pairs, cancels, places)``.
+
+    A pair goes out as one cancel-replace request (cancel first, place only if the cancel
+    worked), so it leaves on the tick instead of waiting for the cancel's answer, and it holds
+    one live-order slot, not two. Placements are served in the order given (level 0 first), each
+    taking the first unpaired cancel on its side that ``can_replace`` accepts (default: any);
+    what is left unpaired is returned as plain cancels and placements, in their original order.
+    """
+    if not to_cancel or not to_place:
+        return [], list(to_cancel), list(to_place)
+    taken = [False] * len(to_cancel)
+    pairs: list[tuple[OrderT, Quote]] = []
+    places: list[Quote] = []
+    for q in to_place:
+        side = q.side
+        for i, o in enumerate(to_cancel):
+            if not taken[i] and o.side == side and (can_replace is None or can_replace(o)):
+                taken[i] = True
+                pairs.append((o, q))
+                break
+        else:
+            places.append(q)
+    if not pairs:
+        return pairs, list(to_cancel), places
+    return pairs, [o for i, o in enumerate(to_cancel) if not taken[i]], places

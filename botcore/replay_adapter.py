@@ -15,7 +15,7 @@ multiple of the recorded speed. REST answers come from local state:
 
 Fault knobs for tests: ``drop_depth`` (indices of depth frames never delivered: a sequence gap)
 and ``max_backlog`` (back-pressure on the engine queue, so a fast replay measures processing, not
-queueing).
+queueing; 0 = lock-step: each frame waits until the engine has taken the previous one).
 """
 
 from __future__ import annotations
@@ -212,11 +212,14 @@ class ReplayAdapter:
                     delay = due - time.monotonic_ns()
                     if delay > 0 and self._halt.wait(delay / 1e9):
                         break
-                if backlog is not None:
-                    while backlog() > max_backlog and not self._halt.is_set():
-                        time.sleep(0.0002)
                 sink.put(MarketFrame(raw, now_ns()))
                 self.frames_sent += 1
+                if backlog is not None:
+                    # Wait *after* the hand-off: the frame is stamped, then this thread sleeps
+                    # (releasing the GIL) like a websocket reader blocking on its socket, instead
+                    # of decoding the next frame while the engine waits for the GIL.
+                    while backlog() > max_backlog and not self._halt.is_set():
+                        time.sleep(0.0002)
                 if self.max_frames is not None and self.frames_sent >= self.max_frames:
                     break
         except Exception as exc:
@@ -298,9 +301,13 @@ class ReplayAdapter:
 
     # --- orders ---------------------------------------------------------------------------------------
     def submit(self, order: OrderRequest) -> tuple[OrderOutcome, tuple[Fill, ...]]:
+        return self._submit(order, "new")
+
+    def _submit(self, order: OrderRequest, action: str) -> tuple[OrderOutcome, tuple[Fill, ...]]:
         now = _now_ms()
         with self._lock:
-            self.requests.append(("new", order.client_order_id))
+            if action:
+                self.requests.append((action, order.client_order_id))
             if order.client_order_id in self._orders:
                 return (
                     OrderOutcome(
@@ -333,9 +340,13 @@ class ReplayAdapter:
         return OrderOutcome("new", order.symbol, order.client_order_id, OrderStatus.NEW, order_id=oid), ()
 
     def cancel(self, request: CancelRequest) -> OrderOutcome:
+        return self._cancel(request, "cancel")
+
+    def _cancel(self, request: CancelRequest, action: str) -> OrderOutcome:
         now = _now_ms()
         with self._lock:
-            self.requests.append(("cancel", request.client_order_id))
+            if action:
+                self.requests.append((action, request.client_order_id))
             oo = self._orders.pop(request.client_order_id, None)
             if oo is not None:
                 self._closed[request.client_order_id] = msgspec.structs.replace(
@@ -358,7 +369,14 @@ class ReplayAdapter:
     def cancel_replace(
         self, cancel: CancelRequest, new: OrderRequest
     ) -> tuple[OrderOutcome, OrderOutcome, tuple[Fill, ...]]:
-        c = self.cancel(cancel)
+        """``cancelReplaceMode=STOP_ON_FAILURE``: cancel first; place ``new`` only if that worked.
+
+        Recorded in ``requests`` as one ``("cancel_replace", new client order id)``. A failed
+        cancel leg answers like the venue's -2022 body: the new leg is NOT_ATTEMPTED (REJECTED).
+        """
+        with self._lock:
+            self.requests.append(("cancel_replace", new.client_order_id))
+        c = self._cancel(cancel, "")
         if c.status is not OrderStatus.CANCELED:
             return (
                 c,
@@ -367,12 +385,12 @@ class ReplayAdapter:
                     new.symbol,
                     new.client_order_id,
                     OrderStatus.REJECTED,
-                    error_code=-2021,
-                    error_msg="Order cancel-replace failed.",
+                    error_code=-2022,
+                    error_msg="Order cancel-replace failed. (new order not attempted)",
                 ),
                 (),
             )
-        n, fills = self.submit(new)
+        n, fills = self._submit(new, "")
         return c, n, fills
 
     def query_order(self, symbol: str, client_order_id: str) -> OrderOutcome:

@@ -126,6 +126,9 @@ def test_run_trades_for_the_duration_then_stops_cleanly(pm: Any, plugin: Plugin)
     assert text.count("events=") >= 3  # periodic status lines + the final one
     orders = int(text.rsplit("orders ", 1)[1].split(",")[0])
     assert orders > 0
+    # requotes of the touch go out as cancel-replace: one request, the order leaves on the tick
+    replaces = int(text.rsplit("(", 1)[1].split(" as cancel-replace")[0])
+    assert 0 < replaces < orders
     assert plugin.of("startup") == ["MainThread"]
     assert plugin.of("shutdown") == [("duration reached", 0)]  # open orders were cancelled first
     jobs = plugin.of("job")
@@ -312,3 +315,152 @@ def test_cli_run_stops_cleanly_on_signals(tmp_path: Path, sig: signal.Signals) -
     assert proc.returncode == 0, err
     assert f"stopped ({sig.name})" in err
     assert "orders may still be open" not in err
+
+
+# ------------------------------------------------------------------------------------------------
+# The trust layer at start-up: reconcile_guard always in the chain, recovery before quoting,
+# a foreign open order found at start halts quoting
+# ------------------------------------------------------------------------------------------------
+
+
+class Seeded:
+    """A replay exchange (``seeded``) whose account already has open orders when the run starts."""
+
+    def __init__(self, orders: list[tuple[str, str]]) -> None:
+        self.orders = orders  # (client order id, price)
+        self.adapter: Any = None
+        self.seeded = 0
+
+    def requests(self) -> list[tuple[str, str]]:
+        """What the run asked the venue (the seeding left out)."""
+        return list(self.adapter.requests[self.seeded :])
+
+    @hookimpl
+    def botcore_register_exchanges(self, register: Any) -> None:
+        def factory(config: Any, endpoints: Any = None) -> Any:
+            from botcore.builtin import make_replay_adapter
+            from botcore.model import OrderRequest
+
+            adapter = make_replay_adapter(config, endpoints)
+            for cid, price in self.orders:
+                adapter.submit(
+                    OrderRequest("BTCUSDT", Side.SELL, Decimal("0.002"), Decimal(price), client_order_id=cid)
+                )
+            self.adapter, self.seeded = adapter, len(adapter.requests)
+            return adapter
+
+        register("seeded", factory)
+
+    @hookimpl
+    def botcore_start_venue(self, config: Any) -> Any:
+        from botcore.contracts import VenueEndpoints
+
+        if config.exchange.name != "seeded":
+            return None
+        return VenueEndpoints(
+            rest_url="replay://local", stream_url="replay://local", ws_api_url="replay://local"
+        )
+
+
+TRUST_CONFIG = """
+run: {{name: t, journal: {journal}, status_every: 0.2s, duration: 1.0s}}
+exchange: {{name: seeded, mode: paper, symbols: [BTCUSDT]}}
+paper: {{speed: 20}}
+strategies:
+  - {{name: mm, type: touch, params: {{qty: "0.001"}}}}
+plugins:
+  recovery: {{policy: cancel, grace: 1s}}
+"""
+
+
+@pytest.fixture
+def services() -> Any:
+    import botcore.builtin_services
+
+    yield botcore.builtin_services.SERVICES
+    botcore.builtin_services.SERVICES.stop(None, "test end")
+
+
+def _trust_pm(plugin: Plugin, seeded: Seeded) -> Any:
+    import botcore.builtin_services
+
+    return get_plugin_manager(
+        load_entrypoints=False, extra=[botcore.builtin, botcore.builtin_services, plugin, seeded]
+    )
+
+
+def test_a_foreign_order_found_at_start_halts_quoting_from_the_first_event(
+    plugin: Plugin, services: Any
+) -> None:
+    seeded = Seeded([("web-1", "90000")])
+    out = io.StringIO()
+    code = app.run(
+        config_from_text(TRUST_CONFIG.format(journal="null")), _trust_pm(plugin, seeded), args(), out=out
+    )
+    text = out.getvalue()
+    assert code == 0, text
+    assert "HALTED" in text and int(text.rsplit("orders ", 1)[1].split(",")[0]) == 0
+    assert "order.missing_local web-1" in (services.reconciler.halted() or "")
+    assert not any(action in ("new", "cancel_replace") for action, _ in seeded.requests())
+    assert [o.client_order_id for o in seeded.adapter.open_orders()] == ["web-1"]  # not ours to cancel
+
+
+def test_restart_recovery_cancels_the_previous_runs_order_before_quoting(
+    plugin: Plugin, services: Any, tmp_path: Path
+) -> None:
+    from botcore.journal import Journal
+    from botcore.model import OrderOutcome, OrderRequest, OrderStatus, OrderType
+
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as j:  # a run that was killed with an order resting
+        j.start_run(name="t", run_id="old", id_prefix="bcold-")
+        j.record_order(
+            OrderRequest(
+                "BTCUSDT",
+                Side.SELL,
+                Decimal("0.002"),
+                Decimal("95000"),
+                OrderType.LIMIT_MAKER,
+                None,
+                "bcold-1",
+                "mm",
+            )
+        )
+        j.record_outcome(OrderOutcome("new", "BTCUSDT", "bcold-1", OrderStatus.NEW, order_id=1))
+    seeded = Seeded([("bcold-1", "95000")])
+    out = io.StringIO()
+    code = app.run(
+        config_from_text(TRUST_CONFIG.format(journal=path)), _trust_pm(plugin, seeded), args(), out=out
+    )
+    text = out.getvalue()
+    assert code == 0, text
+    requests = seeded.requests()
+    assert requests[0] == ("cancel", "bcold-1")  # recovery, before the first order of this run
+    assert any(action == "new" for action, _ in requests[1:])
+    assert services.reconciler.halted() is None and "HALTED" not in text  # dealt with: no halt
+    assert int(text.rsplit("orders ", 1)[1].split(",")[0]) > 0
+    state = Journal.load(path)
+    assert state.clean_exit and all(o.client_order_id != "bcold-1" for o in state.open_orders)
+
+
+def test_the_run_always_has_the_reconcile_guard_in_its_risk_chain() -> None:
+    import botcore.builtin_services
+    from botcore.engine import RiskLink
+    from botcore.plugins import collect_registry
+    from botcore.reconcile import Reconciler
+
+    registry = collect_registry(get_plugin_manager(load_entrypoints=False, extra=[botcore.builtin_services]))
+
+    class Other:
+        name = "other"
+
+        def check(self, order: Any, ctx: Any) -> str | None:
+            return None
+
+    chain, rec = app.with_reconcile_guard([RiskLink("other", Other())], registry)
+    assert isinstance(rec, Reconciler) and [link.name for link in chain] == ["reconcile_guard", "other"]
+    assert chain[0].check is rec  # first: a halt vetoes before checks that count what they let through
+    listed = [RiskLink("other", Other()), RiskLink("mine", rec, shadow=True)]
+    assert app.with_reconcile_guard(listed, registry) == (listed, rec)  # configured: left as is
+    empty = collect_registry(get_plugin_manager(load_entrypoints=False, extra=[]))
+    assert app.with_reconcile_guard([], empty) == ([], None)

@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from botcore import hookimpl
 from botcore.engine import Engine, EngineConfig, EngineHandle, OrderView, RiskLink
@@ -47,6 +49,7 @@ from botcore.model import (
     TimeInForce,
 )
 from botcore.plugins import Hooks, get_plugin_manager
+from botcore.reconcile import ReconcilePolicy, Reconciler
 from botcore.replay_adapter import ReplayAdapter
 
 S = OrderStatus
@@ -92,14 +95,21 @@ class FakeGateway:
     def __init__(self) -> None:
         self.submitted: list[OrderRequest] = []
         self.cancels: list[CancelRequest] = []
+        self.replaces: list[tuple[CancelRequest, OrderRequest]] = []
+        self.orders: list[OrderRequest] = []  # every new order, plain or replacing, in sending order
         self.queries: list[str] = []
         self.depths: list[str] = []
 
     def submit(self, order: OrderRequest) -> None:
         self.submitted.append(order)
+        self.orders.append(order)
 
     def cancel(self, request: CancelRequest) -> None:
         self.cancels.append(request)
+
+    def cancel_replace(self, cancel: CancelRequest, new: OrderRequest) -> None:
+        self.replaces.append((cancel, new))
+        self.orders.append(new)
 
     def query(self, symbol: str, cid: str) -> None:
         self.queries.append(cid)
@@ -222,8 +232,9 @@ def live(eng: Engine, strategy: str = "mm") -> list[Any]:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_quotes_start_when_book_is_live_and_only_differences_are_sent() -> None:
-    strat = Quoter()
+@pytest.mark.parametrize("use_replace", [False, True])
+def test_quotes_start_when_book_is_live_and_only_differences_are_sent(use_replace: bool) -> None:
+    strat = Quoter(use_cancel_replace=use_replace)
     eng, gw, clock = make([strat])
     eng.process(MarketFrame(ticker(90, "99.00", "102.00"), 0))  # no book yet: nothing
     assert gw.submitted == [] and gw.depths == []
@@ -239,9 +250,16 @@ def test_quotes_start_when_book_is_live_and_only_differences_are_sent() -> None:
     frame(eng, ticker(104, "100.00", "101.00", bq="5"), clock)  # qty change: same quotes
     assert len(strat.tops) == 2 and len(gw.submitted) == 2 and gw.cancels == []
     frame(eng, ticker(105, "100.01", "101.00"), clock)  # bid moved
-    assert [c.client_order_id for c in gw.cancels] == [first[0].client_order_id]
-    assert (gw.submitted[-1].side, gw.submitted[-1].price) == (Side.BUY, D("100.01"))
+    if use_replace:  # one cancel-replace request: cancel the old bid, place the new one
+        assert gw.cancels == [] and len(gw.submitted) == 2
+        ((cancel, new),) = gw.replaces
+        assert cancel.client_order_id == first[0].client_order_id
+    else:  # opted out: a plain cancel and a plain new order
+        assert gw.replaces == [] and [c.client_order_id for c in gw.cancels] == [first[0].client_order_id]
+        new = gw.submitted[-1]
+    assert (new.side, new.price) == (Side.BUY, D("100.01"))
     assert eng.n_quotes == 3 and eng.n_orders == 3 and eng.n_cancels == 1
+    assert eng.n_replaces == (1 if use_replace else 0)
 
 
 def test_tick_to_order_latency_is_recorded_per_order_sent_from_a_tick() -> None:
@@ -327,9 +345,12 @@ def test_trade_and_foreign_frames_do_not_touch_books() -> None:
 
 
 def test_never_more_live_orders_than_the_strategy_maximum() -> None:
-    """Cancels in flight and UNKNOWN orders count as live until the venue says otherwise."""
+    """Cancels in flight and UNKNOWN orders count as live until the venue says otherwise
+    (plain cancel + new; the cancel-replace variant is tested further down)."""
     strat = Quoter(
-        max_live_orders=2, fn=lambda t: [Quote(Side.BUY, INST.ticks_to_price(t.bid_price), D("0.001"))]
+        max_live_orders=2,
+        fn=lambda t: [Quote(Side.BUY, INST.ticks_to_price(t.bid_price), D("0.001"))],
+        use_cancel_replace=False,
     )
     eng, gw, clock = make([strat])
     go_live(eng)
@@ -1005,3 +1026,696 @@ def test_put_is_safe_from_many_threads() -> None:
     eng.start()
     assert eng.join(10)
     assert sorted(got) == sorted(k * 1000 + i for k in range(4) for i in range(500))
+
+
+# ------------------------------------------------------------------------------------------------
+# Cancel-replace: a requote that moves an order is ONE request holding ONE live-order slot
+# ------------------------------------------------------------------------------------------------
+
+
+def replaced(
+    eng: Engine,
+    pair: tuple[CancelRequest, OrderRequest],
+    cancel_status: S = S.CANCELED,
+    new_status: S = S.NEW,
+    cancel_kw: dict[str, Any] | None = None,
+    new_kw: dict[str, Any] | None = None,
+) -> None:
+    """Answer a cancel-replace the way the gateway does: the cancel leg's outcome, then the new leg's."""
+    cancel, new = pair
+    eng.process(
+        GatewayResult(OrderOutcome("cancel", SYM, cancel.client_order_id, cancel_status, **(cancel_kw or {})))
+    )
+    eng.process(GatewayResult(OrderOutcome("new", SYM, new.client_order_id, new_status, **(new_kw or {}))))
+
+
+def status_of(eng: Engine, cid: str) -> S:
+    o = eng.tracker.get(cid)
+    assert o is not None
+    return o.status
+
+
+def one_replace(
+    **cfg: Any,
+) -> tuple[Engine, FakeGateway, Clock, OrderRequest, tuple[CancelRequest, OrderRequest]]:
+    """Two acknowledged quotes, then the bid moves: one cancel-replace of the bid is in flight."""
+    eng, gw, clock = make([Quoter()], **cfg)
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    ack(eng, ask)
+    frame(eng, ticker(104, "100.01", "101.00"), clock)
+    (pair,) = gw.replaces
+    assert pair[0].client_order_id == bid.client_order_id and gw.cancels == []
+    assert status_of(eng, bid.client_order_id) is S.PENDING_CANCEL
+    assert status_of(eng, pair[1].client_order_id) is S.PENDING_NEW
+    assert len(live(eng)) == 3 and eng.live_slots(SYM, "mm") == 2  # the pair holds one slot
+    return eng, gw, clock, bid, pair
+
+
+def test_replace_success_retires_the_old_order() -> None:
+    eng, gw, clock, bid, pair = one_replace()
+    replaced(eng, pair)
+    assert status_of(eng, bid.client_order_id) is S.CANCELED
+    assert status_of(eng, pair[1].client_order_id) is S.NEW
+    assert len(live(eng)) == 2 and eng.live_slots(SYM, "mm") == 2
+    assert eng._replaces == {} and eng._replaced_by == {}  # the link went with the old order
+    assert eng.n_replaces == 1 and eng.n_orders == 3 and eng.n_cancels == 1
+
+
+def test_replace_whose_old_order_is_gone_places_nothing_and_queries_the_old_one() -> None:
+    """-2011 on the cancel leg: STOP_ON_FAILURE did not attempt the new order (-2022)."""
+    eng, gw, clock, bid, pair = one_replace()
+    replaced(
+        eng,
+        pair,
+        S.REJECTED,
+        S.REJECTED,
+        {"error_code": -2011, "error_msg": "Unknown order sent."},
+        {"error_code": -2022, "error_msg": "Order cancel-replace failed."},
+    )
+    assert status_of(eng, pair[1].client_order_id) is S.REJECTED
+    assert status_of(eng, bid.client_order_id) is S.UNKNOWN and gw.queries == [bid.client_order_id]
+    assert eng.counters["replace_not_attempted"] == 1 and "rejects" not in eng.counters
+    eng.process(GatewayResult(OrderOutcome("query", SYM, bid.client_order_id, S.FILLED, cum_qty=D("0.001"))))
+    assert status_of(eng, bid.client_order_id) is S.FILLED
+    # nothing was resent blindly: the still-wanted bid goes out once, from the next decision
+    assert len(gw.orders) == 3
+    frame(eng, ticker(105, "100.01", "101.00", bq="2"), clock)
+    assert len(gw.orders) == 4 and gw.orders[-1].price == D("100.01") and gw.submitted[-1] is gw.orders[-1]
+
+
+def test_replace_with_the_new_leg_rejected_cancels_the_old_and_rejects_the_new() -> None:
+    eng, gw, clock, bid, pair = one_replace()
+    replaced(eng, pair, new_status=S.REJECTED, new_kw={"error_code": -2010, "error_msg": "would match"})
+    assert status_of(eng, bid.client_order_id) is S.CANCELED
+    assert status_of(eng, pair[1].client_order_id) is S.REJECTED
+    assert eng.counters["rejects"] == 1 and len(live(eng)) == 1 and gw.queries == []
+
+
+def test_replace_outcome_unknown_queries_both_and_never_resends() -> None:
+    eng, gw, clock, bid, pair = one_replace()
+    replaced(eng, pair, S.UNKNOWN, S.UNKNOWN, {"error_msg": "TimeoutError"}, {"error_msg": "TimeoutError"})
+    old_cid, new_cid = bid.client_order_id, pair[1].client_order_id
+    assert status_of(eng, old_cid) is S.UNKNOWN and status_of(eng, new_cid) is S.UNKNOWN
+    assert sorted(gw.queries) == sorted([old_cid, new_cid])
+    assert eng.live_slots(SYM, "mm") == 2  # still one slot for the pair, one for the ask
+    for u in range(105, 110):  # the same quotes again: the UNKNOWN replacement is not doubled
+        frame(eng, ticker(u, "100.01", "101.00", bq=str(u)), clock)
+    assert len(gw.orders) == 3 and len(gw.replaces) == 1 and gw.cancels == []
+    eng.process(GatewayResult(OrderOutcome("query", SYM, old_cid, S.CANCELED)))
+    eng.process(GatewayResult(OrderOutcome("query", SYM, new_cid, S.NEW, order_id=7)))
+    assert status_of(eng, old_cid) is S.CANCELED and status_of(eng, new_cid) is S.NEW
+    assert eng.tracker.unknown() == [] and eng._replaces == {}
+
+
+def test_an_unknown_pair_keeps_one_slot_until_the_replacement_is_known_not_to_exist() -> None:
+    """The request never reached the venue: the old order is still there, the new one does not
+    exist; a late copy could still arrive within the grace period, so the pair stays one slot."""
+    eng, gw, clock, bid, pair = one_replace(unknown_grace=10.0)
+    replaced(eng, pair, S.UNKNOWN, S.UNKNOWN)
+    old_cid, new_cid = bid.client_order_id, pair[1].client_order_id
+    eng.process(GatewayResult(OrderOutcome("query", SYM, old_cid, S.NEW)))
+    no = OrderOutcome("query", SYM, new_cid, S.REJECTED, error_code=-2013, error_msg="Order does not exist.")
+    eng.process(GatewayResult(no))
+    assert status_of(eng, old_cid) is S.NEW and status_of(eng, new_cid) is S.UNKNOWN
+    assert len(live(eng)) == 3 and eng.live_slots(SYM, "mm") == 2
+    # the old bid is still unwanted: a plain cancel now (it cannot be paired twice)
+    frame(eng, ticker(105, "100.01", "101.00", bq="3"), clock)
+    assert [c.client_order_id for c in gw.cancels] == [old_cid] and len(gw.replaces) == 1
+    clock.advance(10.5)
+    eng.drain()
+    eng.process(GatewayResult(no))
+    assert status_of(eng, new_cid) is S.REJECTED and eng._replaces == {}
+    assert eng.live_slots(SYM, "mm") == len(live(eng)) == 2
+
+
+class PairCase:
+    def __init__(self, name: str, expect_pair: bool, old_status: S = S.NEW, **kw: Any) -> None:
+        self.name, self.expect_pair, self.old_status, self.kw = name, expect_pair, old_status, kw
+
+
+PAIR_CASES = [
+    PairCase("acknowledged order", True),
+    PairCase("partially filled order", True, S.PARTIALLY_FILLED),
+    PairCase("not acknowledged yet: cancel waits, new order goes alone", False, S.PENDING_NEW),
+    PairCase("in doubt: queried, new order goes alone", False, S.UNKNOWN),
+    PairCase("strategy opted out", False, strategy={"use_cancel_replace": False}),
+    PairCase("engine configured off", False, config={"cancel_replace": False}),
+    PairCase("gateway without cancel_replace", False, gateway=False),
+]
+
+
+@pytest.mark.parametrize("case", PAIR_CASES, ids=[c.name for c in PAIR_CASES])
+def test_which_requotes_become_cancel_replace(case: PairCase) -> None:
+    strat = Quoter(**case.kw.get("strategy", {}))
+    eng, gw, clock = make([strat], **case.kw.get("config", {}))
+    if case.kw.get("gateway") is False:
+        eng.gateway = gw = type("PlainGateway", (FakeGateway,), {"cancel_replace": None})()  # type: ignore[assignment]
+        eng._replace_ok = {"mm": False}  # what __init__ derives from such a gateway
+        plain = Engine({SYM: INST}, [Quoter()], gateway=gw, config=EngineConfig())
+        assert plain._replace_ok == {"mm": False}
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, ask)
+    if case.old_status is S.NEW:
+        ack(eng, bid)
+    elif case.old_status is S.PARTIALLY_FILLED:
+        ack(eng, bid, S.PARTIALLY_FILLED, cum_qty=D("0.0004"))
+    elif case.old_status is S.UNKNOWN:
+        ack(eng, bid, S.UNKNOWN)
+    gw.queries.clear()
+    frame(eng, ticker(104, "100.01", "101.00"), clock)
+    new_bids = [o for o in gw.orders[2:] if o.side is Side.BUY]
+    assert len(new_bids) == 1 and new_bids[0].price == D("100.01")  # placed on the tick either way
+    if case.expect_pair:
+        assert [(c.client_order_id, n) for c, n in gw.replaces] == [(bid.client_order_id, new_bids[0])]
+        assert gw.cancels == [] and eng.n_replaces == 1
+    else:
+        assert gw.replaces == [] and gw.submitted[-1] == new_bids[0]
+        if case.old_status is S.NEW:
+            assert [c.client_order_id for c in gw.cancels] == [bid.client_order_id]
+        elif case.old_status is S.PENDING_NEW:
+            assert gw.cancels == [] and eng.tracker.get(bid.client_order_id).cancel_wanted  # type: ignore[union-attr]
+        elif case.old_status is S.UNKNOWN:
+            assert gw.cancels == [] and gw.queries == []  # already being queried since the ack
+    assert eng.live_slots(SYM, "mm") <= strat.max_live_orders
+
+
+def test_cancels_and_placements_on_different_sides_are_not_paired() -> None:
+    mode = {"bid": "100.00", "ask": "101.00"}
+
+    def quotes(top: BookTop) -> list[Quote]:
+        return [Quote(Side.BUY, D(mode["bid"]), D("0.001")), Quote(Side.SELL, D(mode["ask"]), D("0.001"))]
+
+    eng, gw, clock = make([Quoter(fn=lambda t: quotes(t) if mode["bid"] != "x" else [])])
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    mode["bid"] = "x"  # everything cancelled, nothing placed
+    frame(eng, ticker(104, "100.01", "101.00"), clock)
+    assert len(gw.cancels) == 2 and gw.replaces == []
+
+
+def test_replace_refused_as_a_whole_falls_back_to_cancel_and_new_for_a_while() -> None:
+    """e.g. ``cancelReplaceAllowed: false`` on the symbol: the venue refuses every replace."""
+    eng, gw, clock = make([Quoter()], replace_fallback_after=3, replace_retry_after=60.0)
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    refused = {"error_code": -2010, "error_msg": "Order cancel-replace is not supported for this symbol."}
+    for i in range(3):
+        frame(eng, ticker(104 + i, f"{100.01 + i / 100:.2f}", "101.00"), clock)
+        pair = gw.replaces[-1]
+        replaced(eng, pair, S.REJECTED, S.REJECTED, refused, refused)
+        assert status_of(eng, pair[0].client_order_id) is S.NEW  # the cancel did not happen
+    assert len(gw.replaces) == 3 and eng.counters["replace_fallbacks"] == 1
+    frame(eng, ticker(110, "100.20", "101.00"), clock)
+    assert len(gw.replaces) == 3 and len(gw.cancels) == 1  # plain cancel + new from now on
+    clock.advance(61)
+    eng.drain()
+    cancelled(eng, gw.cancels[0].client_order_id)
+    ack(eng, gw.submitted[-1])
+    frame(eng, ticker(111, "100.21", "101.00"), clock)
+    assert len(gw.replaces) == 4  # tried again after the pause
+
+
+def test_submit_hook_failure_on_a_replace_still_cancels_the_old_order() -> None:
+    class Broken:
+        armed = False
+
+        @hookimpl
+        def botcore_order_submit(self, order: OrderRequest) -> None:
+            if self.armed:
+                raise RuntimeError("audit log down")
+
+    broken = Broken()
+    hooks = Hooks(get_plugin_manager(load_entrypoints=False, extra=[broken]))
+    eng, gw, clock = make([Quoter()], hooks=hooks)
+    go_live(eng)
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    ack(eng, ask)
+    broken.armed = True
+    frame(eng, ticker(104, "100.01", "101.00"), clock)
+    assert gw.replaces == [] and [c.client_order_id for c in gw.cancels] == [bid.client_order_id]
+    (new,) = [o for o in eng.tracker if o.status is S.REJECTED]
+    assert new.price == D("100.01") and eng._replaces == {} and eng._replaced_by == {}
+    assert status_of(eng, bid.client_order_id) is S.PENDING_CANCEL
+
+
+def test_replace_goes_through_the_submit_hooks() -> None:
+    eng, gw, clock, rec, strat = hooked()
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    n = len(rec.of("submitted"))
+    frame(eng, ticker(104, "100.01", "101.00"), clock)
+    (pair,) = gw.replaces
+    assert rec.of("submitted")[n:] == [pair[1].client_order_id]
+    assert len(rec.of("submit-wrapped")) == n + 1  # the wrapper ran around the replace hand-off
+
+
+def test_tick_to_order_records_replace_handoffs() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.01", "100.99"), clock, age_ns=5_000)  # both sides move
+    assert len(gw.replaces) == 2 and gw.submitted[2:] == []
+    assert eng.tick_to_order.count == 2 and eng.tick_to_order.min_ns == 5_000
+
+
+def test_a_refused_cancel_is_sent_again_if_the_order_is_still_unwanted() -> None:
+    """Quoting paused while a replace was in flight; the venue refused the cancel leg."""
+    eng, gw, clock, bid, pair = one_replace()
+    eng.process(StreamStatus("user", False, "listenKey expired", 0))
+    assert not eng.is_quoting(SYM)
+    replaced(eng, pair, S.REJECTED, S.REJECTED, {"error_code": -1015}, {"error_code": -2022})
+    # back to NEW, and the pause still wants it gone: cancelled again at once
+    assert [c.client_order_id for c in gw.cancels][-1] == bid.client_order_id
+    assert status_of(eng, bid.client_order_id) is S.PENDING_CANCEL
+
+
+def test_context_live_order_count_counts_a_pair_once_and_a_replaced_order_not_at_all() -> None:
+    seen: list[int] = []
+
+    class CountOrders:
+        name = "count"
+
+        def check(self, order: OrderRequest, ctx: Any) -> str | None:
+            seen.append(ctx.live_order_count(SYM))
+            return None
+
+    eng, gw, clock = make([Quoter()], [CountOrders()])
+    go_live(eng)
+    assert seen == [0, 1]
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.01", "101.00"), clock)
+    assert seen[2] == 1  # the bid being replaced does not count against the replacement
+    assert eng.ctx.live_order_count(SYM) == 2 and eng.ctx.live_order_count() == 2 and len(live(eng)) == 3
+
+
+# --- property: the cap holds and no resting order is ever forgotten, whatever the venue does ----
+
+
+RECV_WINDOW_NS = 5 * 10**9  # < unknown_grace: a request older than this is refused by the venue
+
+
+class SimVenue:
+    """A venue with Binance spot semantics (cancelReplace STOP_ON_FAILURE, recvWindow) that
+    executes the engine's requests when and in the order the test says, and may lose answers."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.eng: Engine | None = None
+        self.pending: list[tuple[str, int, Any]] = []
+        self.resting: dict[str, OrderRequest] = {}
+        self.final: dict[str, OrderRequest] = {}
+        self.final_status: dict[str, S] = {}
+        self.trades = 0
+
+    # the gateway surface the engine calls (engine thread, non-blocking)
+    def submit(self, order: OrderRequest) -> None:
+        self.pending.append(("new", self.clock(), order))
+
+    def cancel(self, request: CancelRequest) -> None:
+        self.pending.append(("cancel", self.clock(), request))
+
+    def cancel_replace(self, cancel: CancelRequest, new: OrderRequest) -> None:
+        self.pending.append(("replace", self.clock(), (cancel, new)))
+
+    def query(self, symbol: str, cid: str) -> None:
+        self.pending.append(("query", self.clock(), cid))
+
+    def fetch_depth(self, symbol: str, limit: int = 1000) -> None:
+        pass
+
+    def close(self, timeout: float = 5.0) -> bool:
+        return True
+
+    # venue side
+    def _answer(self, action: str, cid: str, status: S, code: int = 0, cum: str = "0") -> None:
+        assert self.eng is not None
+        self.eng.process(
+            GatewayResult(OrderOutcome(action, SYM, cid, status, error_code=code, cum_qty=D(cum)))
+        )
+
+    def _end(self, cid: str, status: S) -> None:
+        self.final[cid] = self.resting.pop(cid)
+        self.final_status[cid] = status
+
+    def execute(self, index: int, mode: str) -> None:
+        """mode: ok | reject (a new order/leg refused) | lost (done, answer lost) | dropped (not done)."""
+        kind, sent_ns, payload = self.pending.pop(index % len(self.pending))
+        late = self.clock() - sent_ns > RECV_WINDOW_NS
+        unknown = mode in ("lost", "dropped")
+        done = not late and mode != "dropped"
+        if kind == "new":
+            order = payload
+            cid = order.client_order_id
+            if late:
+                self._answer("new", cid, S.REJECTED, -1021)
+            elif mode == "reject":
+                self._answer("new", cid, S.REJECTED, -2010)
+            else:
+                if done:
+                    self.resting[cid] = order
+                self._answer("new", cid, S.UNKNOWN if unknown else S.NEW)
+        elif kind == "cancel":
+            cid = payload.client_order_id
+            if late:
+                self._answer("cancel", cid, S.REJECTED, -1021)
+            elif done and cid in self.resting:
+                self._end(cid, S.CANCELED)
+                self._answer("cancel", cid, S.UNKNOWN if unknown else S.CANCELED)
+            else:
+                self._answer("cancel", cid, S.UNKNOWN if unknown else S.REJECTED, 0 if unknown else -2011)
+        elif kind == "replace":
+            cancel, new = payload
+            old, cid = cancel.client_order_id, new.client_order_id
+            if late:
+                self._answer("cancel", old, S.REJECTED, -1021)
+                self._answer("new", cid, S.REJECTED, -1021)
+            elif not done:
+                self._answer("cancel", old, S.UNKNOWN)
+                self._answer("new", cid, S.UNKNOWN)
+            elif old not in self.resting:  # STOP_ON_FAILURE: the new order is not attempted
+                self._answer("cancel", old, S.UNKNOWN if unknown else S.REJECTED, 0 if unknown else -2011)
+                self._answer("new", cid, S.UNKNOWN if unknown else S.REJECTED, 0 if unknown else -2022)
+            else:
+                self._end(old, S.CANCELED)
+                if mode != "reject":
+                    self.resting[cid] = new
+                self._answer("cancel", old, S.UNKNOWN if unknown else S.CANCELED)
+                self._answer("new", cid, S.UNKNOWN if unknown else S.REJECTED if mode == "reject" else S.NEW)
+        else:
+            cid = payload
+            if mode == "dropped":
+                self._answer("query", cid, S.UNKNOWN)
+            elif cid in self.resting:
+                self._answer("query", cid, S.NEW)
+            elif cid in self.final:
+                status = self.final_status[cid]
+                self._answer(
+                    "query", cid, status, cum=str(self.final[cid].qty) if status is S.FILLED else "0"
+                )
+            else:
+                self._answer("query", cid, S.REJECTED, -2013)
+
+    def fill(self, index: int, reported: bool) -> None:
+        """A resting order trades in full; the user-stream report may be lost."""
+        if not self.resting:
+            return
+        cid = sorted(self.resting)[index % len(self.resting)]
+        order = self.resting[cid]
+        self._end(cid, S.FILLED)
+        if reported:
+            assert self.eng is not None
+            self.trades += 1
+            q = str(order.qty)
+            self.eng.process(
+                report(cid, S.FILLED, "TRADE", cum=q, last=q, trade_id=self.trades, side=order.side)
+            )
+
+    def open_orders(self) -> tuple[Any, ...]:
+        return tuple(_open(o) for o in self.resting.values())
+
+
+def _two_levels(top: BookTop) -> list[Quote]:
+    bid, ask, tick, qty = (
+        INST.ticks_to_price(top.bid_price),
+        INST.ticks_to_price(top.ask_price),
+        D("0.01"),
+        D("0.001"),
+    )
+    return [
+        Quote(Side.BUY, bid, qty, 0),
+        Quote(Side.SELL, ask, qty, 0),
+        Quote(Side.BUY, bid - tick, qty, 1),
+        Quote(Side.SELL, ask + tick, qty, 1),
+    ]
+
+
+_tick = st.tuples(st.just("tick"), st.integers(0, 4), st.integers(0, 2))
+_exec = st.tuples(
+    st.just("exec"), st.integers(0, 50), st.sampled_from(["ok", "ok", "ok", "reject", "lost", "dropped"])
+)
+_steps = st.lists(
+    st.one_of(
+        _tick,
+        _tick,
+        _exec,
+        _exec,
+        st.tuples(st.just("flush"), st.just(0), st.just(0)),  # the venue answers everything pending
+        st.tuples(st.just("fill"), st.integers(0, 10), st.booleans()),
+        st.tuples(st.just("wait"), st.sampled_from([0.2, 3.0, 6.0, 11.0, 31.0]), st.just(0)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_steps, st.sampled_from([True, True, True, False]))
+def test_cap_holds_and_no_resting_order_is_forgotten_whatever_the_venue_does(
+    steps: list[tuple[str, Any, Any]], use_replace: bool
+) -> None:
+    clock = Clock()
+    venue = SimVenue(clock)
+    strat = Quoter(max_live_orders=4, fn=_two_levels, use_cancel_replace=use_replace)
+    eng = Engine(
+        {SYM: INST}, [strat], gateway=venue, config=EngineConfig(snapshot_min_interval=0.0), clock=clock
+    )
+    venue.eng = eng
+    go_live(eng)
+    u = 104
+
+    def check() -> None:
+        tracked_live = {o.client_order_id for o in eng.tracker.live()}
+        assert set(venue.resting) <= tracked_live, "a resting order the engine believes gone"
+        assert len(venue.resting) <= 4
+        assert eng.live_slots(SYM, "mm") <= 4
+
+    for kind, a, b in steps:
+        if kind == "tick":
+            u += 1
+            frame(eng, ticker(u, f"{100 + a / 100:.2f}", f"{101 + a / 100 + b / 100:.2f}"), clock)
+        elif kind == "exec" and venue.pending:
+            venue.execute(a, b)
+        elif kind == "flush":
+            while venue.pending:
+                venue.execute(0, "ok")
+                check()
+        elif kind == "fill":
+            venue.fill(a, b)
+        elif kind == "wait":
+            clock.advance(a)
+            eng.drain()
+        check()
+    # Settle: the venue answers everything, time passes, a reconcile finds lost fills.
+    for _ in range(40):
+        while venue.pending:
+            venue.execute(0, "ok")
+            check()
+        clock.advance(11)
+        eng.drain()
+        eng.process(ReconcileSnapshot("light", AccountSnapshot((), venue.open_orders(), 1, 1)))
+        check()
+        if not venue.pending and not eng.tracker.unknown():
+            break
+    assert not venue.pending and eng.tracker.unknown() == []
+    known = {o.client_order_id for o in eng.tracker.live()}
+    assert known == set(venue.resting)  # the engine ends up knowing exactly what rests
+    assert eng.tracker.illegal == 0
+
+
+# --- the real strategy over the real recording ----------------------------------------------------
+
+
+@pytest.mark.parametrize("cancel_replace", [True, False], ids=["cancel-replace", "cancel+new"])
+def test_marketmaker_on_the_replay_sends_orders_on_ticks(cancel_replace: bool) -> None:
+    """Real wiring (engine thread, gateway pool, replay adapter) and the first-party marketmaker
+    with 3 levels (``max_live_orders`` = 6). With cancel-replace, requotes leave on the tick and
+    the tick-to-order histogram fills; with plain cancel + new (the old behaviour, still what a
+    strategy gets when it opts out) every requote waits for its cancels: no order leaves on a tick."""
+    from botcore_strategy_marketmaker.strategy import make_strategy
+
+    adapter = ReplayAdapter(max_frames=12_000, max_backlog=5)
+    inst = adapter.exchange_info([SYM])
+    strat = make_strategy(
+        "mm",
+        {"amount": "0.001", "levels": 3, "requote_tolerance_bps": "0.5", "min_requote_interval": 0.02},
+        inst,
+    )
+    assert strat.max_live_orders == 6
+    cfg = EngineConfig(debug_thread_check=True, snapshot_min_interval=0.05, cancel_replace=cancel_replace)
+    eng = Engine(inst, [strat], adapter=adapter, config=cfg)
+    eng.load_snapshot(adapter.account_snapshot())
+    eng.start()
+    adapter.start(eng, [SYM])
+    assert eng.join(60) and eng.stop_reason == "replay finished"
+    assert eng.gateway.close()
+    st_ = eng.status()
+    assert st_["counters"].get("handler_errors", 0) == 0 and st_["illegal_transitions"] == 0
+    assert st_["live_orders"] == 0 and adapter.open_orders() == []
+    h = eng.tick_to_order
+    resumed = eng.counters["quoting_resumed"]
+    deferred = eng.counters.get("deferred_by_max_live", 0)
+    assert eng.n_orders > 6 * resumed  # it requoted
+    if cancel_replace:
+        assert eng.n_replaces > 0 and st_["replaces"] == eng.n_replaces
+        assert sum(1 for a, _ in adapter.requests if a == "cancel_replace") == eng.n_replaces
+        assert h.count > 0 and st_["latency_us"]["count"] == h.count
+        # Only the first quotes (sent when the book became trusted, no tick) and the rare
+        # placement deferred behind an unacknowledged order leave without a tick.
+        assert eng.n_orders - h.count <= 6 * resumed + 6 * deferred
+        assert deferred * 10 <= eng.n_quotes
+    else:
+        assert eng.n_replaces == 0 and h.count == 0 and deferred > 0
+
+
+def test_a_cancel_answered_with_the_order_still_open_puts_it_back() -> None:
+    """The Binance adapter resolves -2011 by a query; "NEW" means the cancel did not happen."""
+    eng, gw, clock, bid, pair = one_replace()
+    replaced(
+        eng,
+        pair,
+        S.NEW,
+        S.REJECTED,
+        {"error_code": -2011, "error_msg": "Unknown order sent. -> resolved by query: NEW"},
+        {"error_code": -2022, "error_msg": "not attempted: the cancel leg failed"},
+    )
+    assert (
+        status_of(eng, bid.client_order_id) is S.NEW and status_of(eng, pair[1].client_order_id) is S.REJECTED
+    )
+    assert eng._replaced_by == {} and gw.queries == []
+    frame(eng, ticker(105, "100.01", "101.00", bq="4"), clock)  # still unwanted: replaced again
+    assert len(gw.replaces) == 2 and gw.replaces[1][0].client_order_id == bid.client_order_id
+
+
+# ------------------------------------------------------------------------------------------------
+# The trust layer: the Reconciler applies REST snapshots and halts quoting on serious drift
+# ------------------------------------------------------------------------------------------------
+
+
+def _foreign(cid: str = "web-1") -> Any:
+    return _open(OrderRequest(SYM, Side.SELL, D("0.002"), D("105"), client_order_id=cid))
+
+
+def test_reconcile_goes_through_the_reconciler_policy_and_is_decided_once() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    class Reports:
+        @hookimpl
+        def botcore_reconcile_report(self, job: str, drifts: Sequence[Any]) -> None:
+            seen.append((job, drifts))
+
+    hooks = Hooks(get_plugin_manager(load_entrypoints=False, extra=[Reports()]))
+    logged = Reconciler(ReconcilePolicy(fields={"balance": "log", "default": "log"}))
+    eng, gw, clock = make([], [RiskLink("reconcile", logged)], hooks=hooks)
+    assert eng._reconciler is logged  # found in the risk chain
+    snap = AccountSnapshot((Balance("USDT", D("10"), D(0)),), (), 5, 6)
+    eng.process(ReconcileSnapshot("light", snap))
+    assert eng.positions.free("USDT") == 0  # policy "log": recorded, not corrected
+    ((job, drifts),) = seen
+    assert job == "light" and [d.field for d in drifts] == ["balance.free"] and not drifts[0].corrected
+    logged.review(job, drifts)  # what the services plugin does from the hook: not decided twice
+    assert logged.reconciles == 1 and eng.counters["drifts"] == 1
+    # the default policy corrects balances
+    eng2, _, _ = make([], [RiskLink("reconcile", Reconciler())])
+    eng2.process(ReconcileSnapshot("light", snap))
+    assert eng2.positions.free("USDT") == D("10")
+
+
+def test_a_halt_drift_pauses_quoting_at_once_and_a_clean_reconcile_resumes_it() -> None:
+    rec = Reconciler()  # default policy: an unknown open order on the account halts
+    eng, gw, clock = make([Quoter()], [RiskLink("reconcile", rec)])
+    go_live(eng)
+    bid, ask = gw.submitted
+    for o in (bid, ask):
+        ack(eng, o)
+        eng.process(report(o.client_order_id, S.NEW, "NEW", side=o.side))  # the user stream's copy
+    dirty = AccountSnapshot((), (_open(bid), _open(ask), _foreign()), 5, 6)
+    eng.process(ReconcileSnapshot("light", dirty))
+    assert not eng.is_quoting(SYM) and {c.client_order_id for c in gw.cancels} == {
+        bid.client_order_id,
+        ask.client_order_id,
+    }
+    assert "order.missing_local web-1" in (rec.halted() or "")
+    frame(eng, ticker(104, "100.05", "100.95"), clock)
+    assert len(gw.orders) == 2  # nothing placed while halted
+    for c in gw.cancels:
+        cancelled(eng, c.client_order_id)
+    eng.process(ReconcileSnapshot("light", AccountSnapshot((), (_foreign(),), 5, 6)))  # known now: clean
+    assert rec.halted() is None and eng.is_quoting(SYM) and len(gw.orders) == 4
+
+
+def test_missed_fills_of_a_full_reconcile_take_the_engine_fill_path_once() -> None:
+    rec = Reconciler()
+    strat = Quoter()
+    eng, gw, clock = make([strat], [RiskLink("reconcile", rec)])
+    go_live(eng)
+    bid = gw.submitted[0]
+    for o in gw.submitted:
+        ack(eng, o)
+        eng.process(report(o.client_order_id, S.NEW, "NEW", side=o.side))
+    fill = Fill(SYM, bid.client_order_id, 1, 77, Side.BUY, D("100"), D("0.0005"), D(0), "USDT", True, 1)
+    snap = AccountSnapshot((), (_open(bid), _open(gw.submitted[1])), 5, 6)
+    for _ in range(2):  # the second delivery of the same trade is a duplicate
+        eng.process(ReconcileSnapshot("reconcile_full", snap, (fill,)))
+    assert [f.trade_id for f in strat.fills] == [77] and eng.n_fills == 1
+    assert eng.positions.position(SYM) == D("0.0005")
+
+
+def test_a_report_for_an_order_this_run_never_placed_triggers_a_reconcile() -> None:
+    reasons: list[str] = []
+    rec = Reconciler(is_known_order=lambda cid: cid.startswith("bc"), trigger=reasons.append)
+    eng, gw, clock = make([Quoter()], [RiskLink("reconcile", rec)])
+    eng.process(report("web-9", S.NEW, "NEW"))  # someone placed an order on our account
+    assert len(reasons) == 1 and "web-9" in reasons[0]
+
+
+def test_a_halt_decided_before_the_start_holds_from_the_first_event() -> None:
+    """Recovery or the start-up reconcile halted: the book syncing must not start quoting."""
+    from botcore.model import Drift
+
+    rec = Reconciler()
+    rec.review(
+        "startup", [Drift("order.missing_local", "web-1", "", "NEW", 0, "order placed outside the bot")]
+    )
+    assert rec.halted() is not None
+    eng, gw, clock = make([Quoter()], [RiskLink("reconcile", rec)])
+    for ev in (MarketFrame(depth(99, 103), 0), DepthSnapshot(SYM, SNAP, 0), Stop("test")):
+        eng.put(ev)
+    eng.run()
+    assert eng.book_sync(SYM).trusted and gw.orders == []
+    assert eng.status()["halted"] is not None
+
+
+def test_status_reports_the_age_of_each_book() -> None:
+    eng, gw, clock = make([Quoter()], status_interval=0.1)
+    assert "age_ms" not in eng.status()["books"][SYM]  # no data yet
+    frame(eng, ticker(90, "99.00", "102.00"), clock)
+    clock.advance(1.5)
+    eng.drain()
+    assert eng.status()["books"][SYM]["age_ms"] == 1500
+
+
+def test_live_order_views_are_reused_until_an_order_changes() -> None:
+    eng, gw, clock = make([Quoter()])
+    go_live(eng)
+    ctx = eng.ctx
+    first = ctx.live_orders(SYM, "mm")
+    assert ctx.live_orders(SYM, "mm") is first  # nothing changed: the same copies
+    bid, ask = gw.submitted
+    ack(eng, bid)
+    acked = ctx.live_orders(SYM, "mm")
+    assert [v.status for v in acked] == [S.NEW, S.PENDING_NEW]
+    eng.process(
+        report(bid.client_order_id, S.PARTIALLY_FILLED, "TRADE", cum="0.0004", last="0.0004", trade_id=1)
+    )
+    assert [(v.status, v.cum_qty) for v in ctx.live_orders(SYM, "mm")][0] == (S.PARTIALLY_FILLED, D("0.0004"))
+    eng.process(report(bid.client_order_id, S.FILLED, "TRADE", cum="0.001", last="0.0006", trade_id=2))
+    assert [v.client_order_id for v in ctx.live_orders(SYM, "mm")] == [ask.client_order_id]
+    assert ctx.live_orders(SYM, "other") == ()

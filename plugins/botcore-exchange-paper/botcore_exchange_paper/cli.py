@@ -3,6 +3,12 @@
 On start it prints one ``name: value`` line each for ``rest_url``, ``stream_url``, ``ws_api_url``,
 ``api_key`` and ``api_secret`` of the default account. Printing the secret is intended here: it is a
 throwaway key of a local, loopback-only exchange, and other tools read it from this output.
+
+``botcore run`` starts the exchange of ``exchange.mode: paper`` this way, as a child process
+(``python -m botcore_exchange_paper serve --block JSON --exit-with-stdin``, see ``child.py``): the
+whole ``paper:`` block travels as JSON, and the child lives exactly as long as its stdin pipe, so
+it dies with its parent, and a Ctrl-C or SIGTERM aimed at the whole process group leaves it to
+the bot to cancel its orders first and then close the pipe.
 """
 
 from __future__ import annotations
@@ -53,6 +59,18 @@ def setup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int
         "--synthetic", action="store_true", help="seeded random-walk market instead of a replay"
     )
     serve.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
+    serve.add_argument(
+        "--block",
+        metavar="JSON",
+        help="the whole YAML `paper:` block as JSON (data, speed, balances, fill, faults, options, ...); "
+        "replaces --data, --speed, --synthetic, --seed, --symbols, --loop, --balance and --options",
+    )
+    serve.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="run until stdin is closed (the parent's pipe), ignoring SIGINT and SIGTERM: the mode "
+        "`botcore run` uses for its child exchange",
+    )
     serve.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="symbols of the synthetic market")
     serve.add_argument("--loop", action="store_true", help="restart the replay at its end")
     serve.add_argument(
@@ -66,7 +84,12 @@ def setup(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int
 
 
 def build_block(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``paper:`` block equivalent of the command-line flags."""
+    """The ``paper:`` block equivalent of the command-line flags (``--block`` replaces them)."""
+    if getattr(args, "block", None):
+        given = json.loads(args.block)
+        if not isinstance(given, dict):
+            raise ValueError("--block: expected a JSON object (the paper: block)")
+        return given
     block: dict[str, Any] = {
         "speed": args.speed,
         "synthetic": args.synthetic,
@@ -90,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
     from botcore_exchange_paper.plugin import paper_config_from_block
 
     try:
-        config, _ = paper_config_from_block(build_block(args))
+        block = build_block(args)
+        block.pop("port", None)  # --port decides
+        (block.get("options") or {}).pop("in_process", None)  # a botcore run option, not the server's
+        config, _ = paper_config_from_block(block)
         faults = parse_specs(args.faults) if args.faults else None
     except (ValueError, OSError) as exc:
         print(f"botcore paper serve: {exc}", file=sys.stderr)
@@ -105,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handler: Any = signal.SIG_IGN if args.exit_with_stdin else on_signal
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if args.exit_with_stdin:
+        threading.Thread(target=_wait_for_eof, args=(stop,), name="paper-stdin", daemon=True).start()
     try:
         for name in ("rest_url", "stream_url", "ws_api_url", "api_key", "api_secret"):
             print(f"{name}: {getattr(paper, name)}")
@@ -117,3 +146,13 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         paper.close()
     return 0
+
+
+def _wait_for_eof(stop: threading.Event) -> None:
+    """Set ``stop`` once stdin reaches end of file: the parent closed the pipe, or died."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    stop.set()

@@ -145,6 +145,8 @@ class EmbeddedPaper:
             api_key=self.api_key,
             api_secret=self._api_secret,
             close=self.close,
+            done=self.done,
+            progress=self.progress,
         )
 
     def __repr__(self) -> str:
@@ -186,6 +188,18 @@ class EmbeddedPaper:
     def snapshot(self) -> dict[str, Any]:
         assert self.server is not None
         return self.call(self.server.snapshot)
+
+    def progress(self) -> dict[str, Any]:
+        """Replay progress for ``botcore run``'s status line (``elapsed_s``, ``events``, ``done``)."""
+        from botcore_exchange_paper.child import progress_from_status
+
+        if self._closed or self.loop is None:
+            return {"elapsed_s": 0.0, "events": 0, "done": True}
+        return progress_from_status(self.status())
+
+    def done(self) -> bool:
+        """True once the replay finished (or the exchange was closed)."""
+        return bool(self.progress()["done"])
 
     def external_order(self, params: dict[str, Any], api_key: str | None = None) -> dict[str, Any]:
         """Place an order "outside the bot" on an account (default: the default account)."""

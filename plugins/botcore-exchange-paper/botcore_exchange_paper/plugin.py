@@ -62,14 +62,38 @@ def _get(obj: Any, name: str) -> Any:
 
 @hookimpl
 def botcore_start_venue(config: Any) -> VenueEndpoints | None:
-    """Start the paper exchange when ``exchange.mode`` is ``paper``; None otherwise."""
+    """Start the paper exchange when ``exchange.mode`` is ``paper``; None otherwise.
+
+    By default in a child process (``child.py``: no GIL shared with the engine, dies with the
+    parent); ``paper: {options: {in_process: true}}`` runs it on a thread of this process instead
+    (tests that reach into the venue). The block is validated here either way, so a mistake is
+    reported by the parent, with the key.
+    """
     exchange = _get(config, "exchange")
     if _get(exchange, "mode") != "paper":
         return None
-    from botcore_exchange_paper.embedded import start_embedded
+    symbols = list(_get(exchange, "symbols") or [])
+    block = _as_dict(_get(config, "paper"))
+    options = dict(block.get("options") or {})
+    in_process = options.pop("in_process", False)
+    if not isinstance(in_process, bool):
+        raise ValueError(f"paper.options.in_process: expected true or false, got {in_process!r}")
+    block["options"] = options
+    paper_cfg, port = paper_config_from_block(dict(block), symbols)
+    from botcore_exchange_paper.faults import parse_specs
+    from botcore_exchange_paper.options import ServerOptions
 
-    paper_cfg, port = paper_config_from_block(_get(config, "paper"), list(_get(exchange, "symbols") or []))
-    return start_embedded(paper_cfg, port=port).endpoints()
+    ServerOptions.from_dict(paper_cfg.options)  # bad server options or faults fail here, not in the child
+    parse_specs(paper_cfg.faults or None)
+    if in_process:
+        from botcore_exchange_paper.embedded import start_embedded
+
+        return start_embedded(paper_cfg, port=port).endpoints()
+    from botcore_exchange_paper.child import start_child
+
+    if block.get("synthetic") and symbols and not block.get("symbols"):
+        block["symbols"] = symbols
+    return start_child(block, port).endpoints()
 
 
 @hookimpl

@@ -384,6 +384,7 @@ class PaperServer:
         venue.add_listener(self.listener)
         self.ops = OPS
         self.started_ms = now_ms()
+        self.market_start_ns = int(getattr(venue, "market_ns", 0) or 0)  # first snapshot's recorded time
         self.requests = 0
         self._housekeeping: asyncio.Task[None] | None = None
         self.market_task: asyncio.Task[None] | None = None
@@ -808,10 +809,14 @@ class PaperServer:
 
     def status(self) -> dict[str, Any]:
         done = bool(self.venue.market_done)
+        market_ns = int(getattr(self.venue, "market_ns", 0) or 0)
+        elapsed_s = max(0, market_ns - self.market_start_ns) / 1e9 if self.market_start_ns else 0.0
         return {
             "events_processed": self.venue.events_processed,
             "market_done": done,
             "done": done,
+            "market_time_ms": market_ns // 1_000_000,
+            "replay_elapsed_s": elapsed_s,  # recorded market time covered since the first snapshot
             "uptime_ms": now_ms() - self.started_ms,
             "rest_requests": self.requests,
             "market_connections": len(self.hub.sessions),

@@ -61,6 +61,11 @@ log = logging.getLogger("botcore.paper.venue")
 DEFAULT_BALANCES = {"USDT": Decimal(10_000), "BTC": Decimal(1), "ETH": Decimal(10), "BNB": Decimal(10)}
 OWN_TRADE_ID_BASE = 10**12
 """Own fills get trade ids from here up, apart from the recorded public trade ids."""
+OWN_TRADE_IDS_PER_MS = 1000
+"""Own trade ids start at ``OWN_TRADE_ID_BASE + start_ms * OWN_TRADE_IDS_PER_MS``: like Binance's,
+they never repeat, even across venue restarts. A journal that outlives one paper run (restart
+recovery, the fills table keyed by trade id, the reconcile watermark) must not see run 2's first
+fill carry run 1's first id. Stays below 2**53 (exact in JSON doubles) until the year 2255."""
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _encode = msgspec.json.encode
 
@@ -155,7 +160,7 @@ class Venue:
         self._by_cid: dict[tuple[Account, str, str], Order] = {}
         self._trades: dict[tuple[Account, str], list[dict[str, Any]]] = {}
         self._next_order_id = dict.fromkeys(self.specs, 1)
-        self._next_trade_id = dict.fromkeys(self.specs, OWN_TRADE_ID_BASE)
+        self._next_trade_id = dict.fromkeys(self.specs, OWN_TRADE_ID_BASE + int(clock()) * OWN_TRADE_IDS_PER_MS)
         self._next_agg_id = dict.fromkeys(self.specs, 1)
         self._next_pm_id = dict.fromkeys(self.specs, 0)
         self._exec_id = 1
@@ -248,6 +253,11 @@ class Venue:
     @property
     def events_processed(self) -> int:
         return self._events
+
+    @property
+    def market_ns(self) -> int:
+        """Recorded (or synthetic) time of the last market event processed, ns; 0 before any."""
+        return self._mkt_ns
 
     def response_delay_s(self) -> float:
         """Wall seconds the server should wait before answering (the configured response latency)."""
