@@ -151,10 +151,13 @@ def startup_drifts(engine: Engine, drifts: Sequence[Drift]) -> list[Drift]:
     tracks them) or cancels them (the post-recovery snapshot removed them from the cache): those
     are dealt with (and journaled by recovery). An order still open in the cache and not tracked
     is foreign, or ours but unrecovered: it is reported, and the policy halts quoting.
+    Balances and positions loaded into the empty cache are initialisation, not drift.
     """
     positions = engine.positions
     out = []
     for d in drifts:
+        if d.field.startswith(("balance.", "position")):
+            continue
         if d.field == "order.missing_local" and (
             engine.tracker.get(d.key) is not None or positions.open_order(d.key) is None
         ):

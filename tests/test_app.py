@@ -405,6 +405,29 @@ def test_a_foreign_order_found_at_start_halts_quoting_from_the_first_event(
     assert [o.client_order_id for o in seeded.adapter.open_orders()] == ["web-1"]  # not ours to cancel
 
 
+def test_the_first_account_load_is_not_reported_as_drift() -> None:
+    """Loading balances into the empty cache at start is initialisation; a foreign order is not."""
+    from botcore.model import Drift
+
+    class _Tracker:
+        def get(self, cid: str) -> None:
+            return None
+
+    class _Positions:
+        def open_order(self, cid: str) -> object:
+            return object()  # still open in the cache and not tracked: foreign
+
+    class _Engine:
+        tracker, positions = _Tracker(), _Positions()
+
+    drifts = [
+        Drift("balance.free", "USDT", "0", "10000", cause="missed fill"),
+        Drift("balance.locked", "BTC", "0", "0.1", cause="missed fill"),
+        Drift("order.missing_local", "web-1", "", "NEW", cause="order placed outside the bot"),
+    ]
+    assert [d.key for d in app.startup_drifts(_Engine(), drifts)] == ["web-1"]  # type: ignore[arg-type]
+
+
 def test_restart_recovery_cancels_the_previous_runs_order_before_quoting(
     plugin: Plugin, services: Any, tmp_path: Path
 ) -> None:
