@@ -84,6 +84,17 @@ def _open_qty(ctx: StrategyContext, order: OrderRequest) -> Decimal:
     return total
 
 
+def _position_before_after(
+    ctx: StrategyContext, order: OrderRequest, include_open: bool
+) -> tuple[Decimal, Decimal]:
+    """Position (base units) before and after ``order`` fills, optionally counting the strategy's
+    live orders on the same side as already filled (the worst case the exposure checks judge)."""
+    pos = ctx.positions.position(order.symbol)
+    if include_open:
+        pos += order.side.sign * _open_qty(ctx, order)
+    return pos, pos + order.side.sign * order.qty
+
+
 def _ms(ns: int) -> str:
     return plain(Decimal(ns) / NS_PER_MS)
 
@@ -130,10 +141,7 @@ class MaxPositionCheck(BasicCheck):
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
         p: MaxPositionParams = self.params  # type: ignore[assignment]
-        pos = ctx.positions.position(order.symbol)
-        if p.include_open_orders:
-            pos += order.side.sign * _open_qty(ctx, order)
-        after = pos + order.side.sign * order.qty
+        pos, after = _position_before_after(ctx, order, p.include_open_orders)
         if abs(after) > p.max_position and abs(after) >= abs(pos):
             return (
                 f"position {plain(after)} after {order.side} {plain(order.qty)} {order.symbol} "
@@ -150,10 +158,7 @@ class MaxInventoryValueCheck(BasicCheck):
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
         p: MaxInventoryValueParams = self.params  # type: ignore[assignment]
-        pos = ctx.positions.position(order.symbol)
-        if p.include_open_orders:
-            pos += order.side.sign * _open_qty(ctx, order)
-        after = pos + order.side.sign * order.qty
+        pos, after = _position_before_after(ctx, order, p.include_open_orders)
         if abs(after) < abs(pos) or after == 0:
             return None  # reduces exposure: always allowed
         mid = _mid(ctx, order.symbol)
