@@ -132,6 +132,24 @@ def test_an_order_that_vanished_is_replaced_at_once() -> None:
     assert quotes is not None and len(quotes) == 2 and len(ctx.orders) == 2
 
 
+def test_a_replacement_that_vanishes_again_waits_for_the_interval() -> None:
+    """A post-only rejection or a rate-limit ban refuses every order: no retry at every tick."""
+    strat, ctx = mm(min_requote_interval=1, requote_tolerance_bps=100)
+    t = top(6_000_000, 6_000_001)
+    step(strat, ctx, t, 0)
+    assert step(strat, ctx, t, 1) is None
+    ctx.orders.pop()  # the venue cancelled one: put back at once
+    assert step(strat, ctx, t, 2) is not None and len(ctx.orders) == 2
+    ctx.orders.pop()  # ... and the replacement was rejected
+    for ns in (3, 4, S // 2, S + 1):  # the gate counts from the replacement at t=2
+        assert step(strat, ctx, t, ns) is None
+    assert len(ctx.orders) == 1
+    assert step(strat, ctx, t, S + 2) is not None and len(ctx.orders) == 2  # the gate opened
+    assert step(strat, ctx, t, S + 3) is None
+    ctx.orders.pop()  # a later loss, after an ordinary decision, is again put back at once
+    assert step(strat, ctx, t, S + 4) is not None and len(ctx.orders) == 2
+
+
 def test_aged_orders_are_cancelled_then_replaced() -> None:
     strat, ctx = mm(max_order_age=5, min_requote_interval="0.5", requote_tolerance_bps=100)
     t = top(6_000_000, 6_000_001)

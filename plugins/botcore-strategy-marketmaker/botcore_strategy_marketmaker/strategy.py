@@ -564,6 +564,7 @@ class _SymbolState:
         "fill_pending",
         "refresh_pending",
         "last_live_count",
+        "replaced_vanished",
     )
 
     def __init__(self) -> None:
@@ -574,6 +575,7 @@ class _SymbolState:
         self.fill_pending = False
         self.refresh_pending = False
         self.last_live_count = 0
+        self.replaced_vanished = False  # the last decision put back an order that had vanished
 
     def reset(self) -> None:
         """After a cancel-all: the next usable top quotes afresh (after-fill pauses still hold)."""
@@ -616,7 +618,10 @@ class MarketMaker:
             if until <= now:
                 del st.paused_until[side]
                 pause_over = True
-        count_dropped = len(live) < st.last_live_count
+        # A live order vanished (cancelled by the venue, expired, rejected): put it back at once,
+        # but only once per ``min_requote_interval``. A replacement that vanishes again (a post-only
+        # rejection, a ban refusing every order) waits for the gate instead of retrying each tick.
+        count_dropped = len(live) < st.last_live_count and not st.replaced_vanished
         st.last_live_count = len(live)
 
         aged: list[Any] = []
@@ -637,6 +642,7 @@ class MarketMaker:
                 or ((open_gate or count_dropped) and not self._covered(st.last_quotes, live))
             ):
                 return None
+            st.replaced_vanished = not open_gate
 
         paused = tuple(st.paused_until)
         hang = tuple(s.opposite for s in paused) if p.hang_other_side else ()
@@ -647,6 +653,8 @@ class MarketMaker:
             aged_keys = _live_keys(aged)
             quotes = [q for q in quotes if (q.side, q.price, q.qty) not in aged_keys]
         st.refresh_pending = bool(aged)
+        if st.last_quotes is None or st.fill_pending or pause_over:
+            st.replaced_vanished = False
         st.last_quotes = tuple(quotes)
         st.ref_mid2 = top.mid2
         st.last_change_ns = now
