@@ -24,9 +24,10 @@ slot: the venue can never have both resting, even if the request's fate is UNKNO
 the rule "never more than ``max_live_orders`` live, counting orders pending or in doubt" exact.
 
 Quoting for a symbol stops, and its live orders are cancelled, as soon as its market data or the
-user stream is not trustworthy (sequence gap, reconnect, stall); it resumes once the book is LIVE
-again. An order whose fate is unknown (timeout, 5xx) is resolved by querying the venue, never by
-resending it.
+user stream is not trustworthy (sequence gap, reconnect, stall), or while the adapter cannot send
+new orders (``"orders"`` stream: cancel-only after a 429, banned after a 418); it resumes once the
+book is LIVE and order entry is open again. An order whose fate is unknown (timeout, 5xx) is
+resolved by querying the venue, never by resending it.
 """
 
 from __future__ import annotations
@@ -398,6 +399,7 @@ class Engine:
         self._routes: dict[bytes, tuple[int, BookSync | None]] = {}
         self._market_ok = dict.fromkeys(self.instruments, True)
         self._user_ok = True
+        self._orders_ok = True  # False while the adapter reports new orders refused (429/418)
         self._quoting = dict.fromkeys(self.instruments, False)
         self._last_quotes: dict[tuple[str, str], Sequence[Quote]] = {}
         self._shortfall: set[tuple[str, str]] = set()
@@ -984,6 +986,11 @@ class Engine:
                     return  # a heartbeat / re-subscription while trusted: freshness only
             self._user_ok = ev.trusted
             symbols: Iterable[str] = list(self.instruments)
+        elif stream == "orders":
+            if ev.trusted == self._orders_ok:
+                return
+            self._orders_ok = ev.trusted
+            symbols = list(self.instruments)
         elif stream == "market" or stream.startswith("market:"):
             symbols = list(self.instruments) if stream == "market" else [stream[7:].upper()]
             if ev.trusted and all(self._market_ok.get(sym, True) for sym in symbols):
@@ -1015,6 +1022,7 @@ class Engine:
             not self._stopping
             and self._halted is None
             and self._user_ok
+            and self._orders_ok
             and self._market_ok[symbol]
             and self._syncs[symbol].trusted
         )
@@ -1190,7 +1198,10 @@ class Engine:
             if self._replaces or self._replaced_by:
                 self._unlink(o.client_order_id)
             key = (o.strategy, o.symbol)
-            if key in self._shortfall and self._quoting.get(o.symbol):
+            # A slot freed by a fill or cancel goes to the quotes that were waiting for it; not one
+            # freed by a rejection: re-placing at once what the venue (or the limiter) just refused
+            # loops. The strategy puts it back when its requote gate opens.
+            if status is not _REJECTED and key in self._shortfall and self._quoting.get(o.symbol):
                 self._shortfall.discard(key)
                 quotes = self._last_quotes.get(key)
                 if quotes is not None:
@@ -1396,6 +1407,7 @@ class Engine:
             "pnl": plain(pnl),
             "trusted": dict(self._quoting),
             "user_trusted": self._user_ok,
+            "orders_open": self._orders_ok,
             "halted": self._halted,
             "books": {s: self._book_status(y, now) for s, y in self._syncs.items()},
             "latency_us": {

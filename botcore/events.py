@@ -43,7 +43,9 @@ class DepthSnapshot(msgspec.Struct, frozen=True):
 class StreamStatus(msgspec.Struct, frozen=True):
     """A stream became (un)trustworthy: reconnecting, stalled, gap, clock skew, ...
 
-    ``stream`` is ``"market:<SYMBOL>"``, ``"market"`` (all symbols) or ``"user"``.
+    ``stream`` is ``"market:<SYMBOL>"``, ``"market"`` (all symbols), ``"user"``, or ``"orders"``
+    (order entry: untrusted while the venue refuses new orders, e.g. cancel-only after HTTP 429 or
+    banned after 418; quoting pauses instead of sending orders that would be refused).
     """
 
     stream: str

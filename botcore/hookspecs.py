@@ -207,9 +207,11 @@ def botcore_order_cancelled(report: ExecutionReport) -> None:
 
 @hookspec
 def botcore_trust_changed(stream: str, trusted: bool, reason: str) -> None:
-    """A market or user stream became untrustworthy (quoting pauses) or trustworthy again.
+    """A market or user stream, or order entry, became untrustworthy (quoting pauses) or
+    trustworthy again.
 
-    :param stream: ``"market:<SYMBOL>"`` or ``"user"``.
+    :param stream: ``"market:<SYMBOL>"``, ``"market"``, ``"user"``, or ``"orders"`` (the venue
+        refuses new orders for a while: cancel-only after HTTP 429, banned after 418).
     :param trusted: the new state.
     :param reason: e.g. ``"sequence gap"``, ``"stalled"``, ``"reconnecting"``, ``"resynced"``.
     """

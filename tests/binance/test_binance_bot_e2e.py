@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -71,9 +73,31 @@ def wait(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
     raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})")
 
 
+class OrdersSeen:
+    """A venue listener: every order the venue accepted (its NEW report), to catch duplicates."""
+
+    def __init__(self) -> None:
+        self.new_ids: list[str] = []
+        self.lock = threading.Lock()
+
+    def on_market(self, stream: str, payload: bytes) -> None:
+        pass
+
+    def on_user(self, api_key: str, event: dict[str, Any]) -> None:
+        if event.get("e") == "executionReport" and event.get("x") == "NEW":
+            with self.lock:
+                self.new_ids.append(event["c"])
+
+    def duplicates(self) -> list[str]:
+        with self.lock:
+            return sorted({c for c in self.new_ids if self.new_ids.count(c) > 1})
+
+
 class Bot:
     def __init__(self, paper: EmbeddedPaper, transport: str) -> None:
         self.paper = paper
+        self.seen = OrdersSeen()
+        paper.venue_call(lambda v: v.add_listener(self.seen))
         config = config_from_dict({
             "exchange": {"name": "binance", "mode": "paper", "symbols": [SYMBOL], "options": {
                 "order_transport": transport, "stall_timeout_s": 1.5, "request_timeout_s": 1.0,
@@ -177,7 +201,9 @@ class Bot:
 
 @pytest.fixture(params=["ws_api", "rest"])
 def bot(request: pytest.FixtureRequest) -> Iterator[Bot]:
-    paper = start_embedded(PaperConfig(synthetic=True, symbols=[SYMBOL]), run_market=False)
+    # A short first ban, so the 418 path ends inside the test.
+    paper = start_embedded(PaperConfig(synthetic=True, symbols=[SYMBOL], options={"ban_seconds": 1.5}),
+                           run_market=False)
     paper.step(300)
     b = Bot(paper, request.param)
     try:
@@ -234,3 +260,69 @@ def test_bot_survives_faults_and_stays_consistent(bot: Bot) -> None:
     assert len(ids) == len(set(ids))
     assert not bot.engine.tracker.unknown()  # resolved
     del unknown_before
+
+
+def counter(bot: Bot, name: str) -> int:
+    return int(bot.engine.status().get("counters", {}).get(name, 0))
+
+
+def hammer(bot: Bot, requests: int) -> None:
+    """Another client on the bot's IP keeps sending after its 429s: the venue bans the IP (418)."""
+    for _ in range(requests):
+        try:
+            urllib.request.urlopen(f"{bot.paper.rest_url}/v3/ping", timeout=2).close()
+        except urllib.error.HTTPError:
+            pass
+
+
+def test_bot_rides_out_429_418_clock_skew_and_lost_acks(bot: Bot) -> None:
+    wait(bot.quoting, 15, "first quotes")
+    bot.settle_and_check()
+
+    # 429: order entry closes (the engine pauses quoting, so rejected orders are not retried at
+    # every tick), only cancels go out until Retry-After, then quoting resumes.
+    orders_before, rejects_before = bot.engine.n_orders, counter(bot, "rejects")
+    changes = pause_and_resume(bot, lambda: bot.paper.faults.rate_limit_storm(1.0), "orders")
+    closed = [why for s, ok, why in changes if s == "orders" and not ok]
+    assert closed and "429" in closed[0], changes
+    assert counter(bot, "rejects") - rejects_before <= 4, "orders were retried while entry was closed"
+    wait(lambda: bot.engine.n_orders > orders_before, 10, "orders flow again")
+    bot.settle_and_check()
+    assert bot.seen.duplicates() == []
+
+    # 418: the IP is banned; the adapter sends nothing until the ban ends.
+    def ban() -> None:
+        bot.paper.faults.rate_limit_storm(0.5)
+        hammer(bot, 8)
+
+    rejects_before = counter(bot, "rejects")
+    changes = pause_and_resume(bot, ban, "orders")
+    closed = [why for s, ok, why in changes if s == "orders" and not ok]
+    assert any("418" in why for why in closed), changes
+    assert counter(bot, "rejects") - rejects_before <= 4
+    bot.paper.faults.clear()
+    bot.settle_and_check()
+    assert bot.seen.duplicates() == []
+
+    # -1021: the venue's clock jumps 7 s ahead; signed requests fail until the adapter resyncs its
+    # server-time offset, then orders flow again.
+    generation = bot.adapter.sync_generation
+    orders_before = bot.engine.n_orders
+    bot.paper.faults.clock_skew(7_000)
+    wait(lambda: bot.adapter.sync_generation > generation and abs(bot.adapter.clock.offset_ms - 7_000) < 1_000,
+         15, "server-time offset resynchronised")
+    wait(lambda: bot.engine.n_orders > orders_before + 2, 15, "orders accepted after the resync")
+    bot.settle_and_check()
+    assert bot.seen.duplicates() == []
+
+    # lost ack: the order is placed but its answer never comes; the engine holds it UNKNOWN (in
+    # its live-order slot), queries it by client id, and never sends it again.
+    unknown_before = counter(bot, "unknown_outcomes")
+    bot.paper.faults.ack_lost(count=1)
+    wait(lambda: not bot.paper.faults.state()["order_faults"], 15, "the lost-ack fault consumed by an order")
+    wait(lambda: counter(bot, "unknown_outcomes") > unknown_before, 10, "the order held as UNKNOWN")
+    wait(lambda: not bot.engine.tracker.unknown(), 15, "UNKNOWN resolved by query")
+    bot.settle_and_check()
+    assert bot.seen.duplicates() == []
+    venue_orders, _ = bot.venue_state()
+    assert len(venue_orders) <= 2  # one level a side: the cap held

@@ -106,11 +106,22 @@ def test_429_means_cancel_only_until_retry_after(clk: Clocks) -> None:
     assert lim.cancel_only and not lim.banned
     with pytest.raises(NotSent, match="cancel-only"):
         lim.acquire(Kind.ORDER, 1)
+    with pytest.raises(NotSent, match="cancel-only"):  # backing off: reads wait too
+        lim.acquire(Kind.OTHER, 1)
     lim.acquire(Kind.CANCEL, 1)
-    lim.acquire(Kind.OTHER, 1)
     clk.advance(3.01)
     assert not lim.cancel_only and lim.seconds_until_clear() == 0
     lim.acquire(Kind.ORDER, 1)
+    lim.acquire(Kind.OTHER, 1)
+
+
+def test_a_penalty_is_announced_to_the_listener(clk: Clocks) -> None:
+    lim = limiter(clk)
+    heard: list[tuple[int, float, str]] = []
+    lim.on_penalty = lambda status, seconds, reason: heard.append((status, seconds, reason))
+    lim.penalize(429, None, "-1003 too much weight")
+    lim.penalize(418, 7.0)
+    assert heard == [(429, 10.0, "-1003 too much weight"), (418, 7.0, "HTTP 418")]
 
 
 def test_418_stops_everything_until_the_ban_ends(clk: Clocks) -> None:

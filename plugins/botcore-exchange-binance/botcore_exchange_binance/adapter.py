@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import websocket
 
-from botcore.events import EventSink
+from botcore.events import EventSink, StreamStatus
 from botcore.model import (
     AccountSnapshot,
     CancelRequest,
@@ -217,6 +217,11 @@ class BinanceAdapter:
         self._maint: threading.Thread | None = None
         self._started = False
         self._stopped = False
+        self._sink: EventSink | None = None
+        self._entry_lock = threading.Lock()
+        self._entry_closed = False  # an "orders" untrusted status was sent and not yet revoked
+        self._entry_timer: threading.Timer | None = None
+        self.limiter.on_penalty = self._on_penalty
 
     def __repr__(self) -> str:
         return f"BinanceAdapter(mode={self.settings.mode!r}, rest={self.settings.endpoints.rest_url!r})"
@@ -251,6 +256,7 @@ class BinanceAdapter:
         if self._started:
             return
         self._started = True
+        self._sink = sink
         opts = self.settings.options
         syms = [s.upper() for s in (symbols or self.settings.symbols)]
         if syms:
@@ -297,6 +303,9 @@ class BinanceAdapter:
             return
         self._stopped = True
         self._stop.set()
+        with self._entry_lock:
+            if self._entry_timer is not None:
+                self._entry_timer.cancel()
         for part in (self.market, self.user):
             if part is not None:
                 part.stop()
@@ -317,6 +326,45 @@ class BinanceAdapter:
             except BinanceAdapterError as exc:
                 log.warning("server time sync failed: %s", exc)
                 wait = min(interval, 5.0)
+
+    # ------------------------------------------------------------------------------------------
+    # Order entry open/closed (429 cancel-only, 418 ban)
+    # ------------------------------------------------------------------------------------------
+    def _on_penalty(self, http_status: int, seconds: float, reason: str) -> None:
+        """Tell the engine order entry is closed, so it pauses quoting instead of deciding orders
+        that the limiter would refuse at every tick; reopen it when the penalty is over."""
+        kind = "banned (HTTP 418)" if http_status == 418 else "cancel-only (HTTP 429)"
+        with self._entry_lock:
+            announce = not self._entry_closed and self._sink is not None and not self._stopped
+            if announce:
+                self._entry_closed = True
+            self._schedule_entry_check_locked()
+        if announce:
+            assert self._sink is not None
+            self._sink.put(StreamStatus("orders", False, f"{kind} for {seconds:.1f}s: {reason}", now_ns()))
+
+    def _schedule_entry_check_locked(self) -> None:
+        if self._entry_timer is not None:
+            self._entry_timer.cancel()
+        if self._stopped:
+            return
+        delay = self.limiter.seconds_until_clear() + 0.01
+        self._entry_timer = threading.Timer(delay, self._check_entry)
+        self._entry_timer.daemon = True
+        self._entry_timer.start()
+
+    def _check_entry(self) -> None:
+        with self._entry_lock:
+            if self._stopped or not self._entry_closed:
+                return
+            if self.limiter.banned or self.limiter.cancel_only:  # extended meanwhile
+                self._schedule_entry_check_locked()
+                return
+            self._entry_closed = False
+            self._entry_timer = None
+            sink = self._sink
+        if sink is not None:
+            sink.put(StreamStatus("orders", True, "rate-limit penalty over: new orders allowed", now_ns()))
 
     def resync_clock(self, min_age_s: float = 1.0, *, unless_since: int | None = None) -> None:
         """Measure the server-time offset now.

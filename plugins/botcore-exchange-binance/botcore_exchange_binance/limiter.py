@@ -5,7 +5,8 @@ counters (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S/1D`` headers, WebSoc
 ``rateLimits``), and by 429/418 answers:
 
 * a new order is refused locally when an ORDERS window is nearly spent (reserve kept for safety),
-* after a 429 the adapter goes cancel-only until ``Retry-After`` passes (cancels still go out),
+* after a 429 the adapter backs off until ``Retry-After`` passes: only cancels go out (reads and
+  new orders are refused locally; a client that keeps sending after a 429 gets a 418 ban),
 * after a 418 nothing is sent until the ban ends.
 
 Windows are fixed (a 1-minute window resets at each minute boundary of server time, 10 s at :00,
@@ -108,6 +109,9 @@ class RateLimiter:
         self._cancel_only_until_ns = 0
         self._banned_until_ns = 0
         self._penalty_reason = ""
+        # Told (http_status, seconds, reason) after every 429/418 penalty, outside the lock: the
+        # adapter turns it into an "orders" trust change so the engine stops quoting meanwhile.
+        self.on_penalty: Callable[[int, float, str], None] | None = None
         self.configure(DEFAULT_RATE_LIMITS)
 
     # --- configuration ---------------------------------------------------------------------------
@@ -167,7 +171,7 @@ class RateLimiter:
             if mono < self._banned_until_ns:
                 left = (self._banned_until_ns - mono) / 1e9
                 raise NotSent(f"IP banned by the venue (418), {left:.1f}s left: sending nothing", code=-1003)
-            if kind is Kind.ORDER and mono < self._cancel_only_until_ns:
+            if kind is not Kind.CANCEL and mono < self._cancel_only_until_ns:
                 left = (self._cancel_only_until_ns - mono) / 1e9
                 raise NotSent(
                     f"cancel-only after HTTP 429 ({self._penalty_reason}), {left:.1f}s left", code=-1003
@@ -256,6 +260,9 @@ class RateLimiter:
             if http_status == 418:
                 self._banned_until_ns = max(self._banned_until_ns, until)
             self._cancel_only_until_ns = max(self._cancel_only_until_ns, until)
+        listener = self.on_penalty
+        if listener is not None:
+            listener(http_status, seconds, self._penalty_reason)
         return seconds
 
 
