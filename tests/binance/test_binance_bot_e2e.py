@@ -259,6 +259,7 @@ def test_bot_survives_faults_and_stays_consistent(bot: Bot) -> None:
     ids = [o["clientOrderId"] for o in venue_orders]
     assert len(ids) == len(set(ids))
     assert not bot.engine.tracker.unknown()  # resolved
+    assert bot.seen.duplicates() == []
     del unknown_before
 
 
