@@ -23,9 +23,21 @@ Config (``plugins: {reconcile: {...}}``; durations like the rest of the file)::
         halt_clears_after: 1               # clean reconciles before a halt lifts; 0 = manual
         trigger_cooldown: 2s               # at most one drift-triggered reconcile per this long
 
-A field is looked up exactly (``balance.free``), then by its head (``balance``), then
-``default``. Missed fills found by ``reconcile_full`` are facts, never "corrected away": they are
-applied (deduplicated by trade id) whatever the policy, which only decides whether to halt.
+A drift's cause is looked up first (``causes``), then its field exactly (``balance.free``), then by
+its head (``balance``), then ``default``. One cause has a built-in action unless ``causes`` names
+it: an order the engine itself tracks (``CAUSE_TRACKED_OWN``: the venue lists it before its NEW
+report reached us) is corrected, never halted on: it is not foreign. Missed fills found by
+``reconcile_full`` are facts, never "corrected away": they are applied (deduplicated by trade id)
+whatever the policy, which only decides whether to halt.
+
+Causes. The position cache guesses from balances (a drifted balance of a traded asset means a
+missed fill); the reconciler sharpens that with what only it knows: the venue's trades, which
+client ids are this run's and which orders the engine tracks, and the shape of the balance drift
+(a move between free and locked that leaves the asset's total unchanged is an order opening or
+closing, never a fill). An open order the cache took from the user stream although the engine
+never placed it (placed on the website: the cache books every order of the account) is reported
+once as ``order.missing_local`` too: the snapshot agrees with the cache, yet the bot does not
+know the order.
 """
 
 from __future__ import annotations
@@ -39,8 +51,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from botcore.core._position_py import FEE_ROUNDING_UNITS
 from botcore.events import GatewayResult, ReconcileSnapshot, StreamStatus, UserEvent
 from botcore.model import (
+    AMOUNT_PRECISION,
     AccountSnapshot,
     Balance,
     Drift,
@@ -57,6 +71,7 @@ __all__ = [
     "CAUSE_LOST_CANCEL",
     "CAUSE_MISSED_FILL",
     "CAUSE_OUTSIDE",
+    "CAUSE_TRACKED_OWN",
     "CAUSE_UNKNOWN",
     "CAUSE_UNTRACKED_OWN",
     "DEFAULT_POLICY",
@@ -78,6 +93,7 @@ CAUSE_MISSED_FILL = "missed fill"
 CAUSE_LOST_CANCEL = "lost cancel"
 CAUSE_OUTSIDE = "order placed outside the bot"
 CAUSE_UNTRACKED_OWN = "own order not tracked (lost ack or restart)"
+CAUSE_TRACKED_OWN = "own order, its report not seen yet"
 CAUSE_FEE_ROUNDING = "fee rounding"
 CAUSE_UNKNOWN = "unknown"
 
@@ -91,7 +107,11 @@ DEFAULT_POLICY: Mapping[str, str] = {
     "default": "log",
 }
 
+# Built-in cause actions, used unless the config's ``causes`` names the cause.
+_CAUSE_DEFAULTS: Mapping[str, str] = {CAUSE_TRACKED_OWN: "correct"}
+
 _ERR_UNKNOWN_ORDER = -2011
+_ROUNDING = Decimal(FEE_ROUNDING_UNITS).scaleb(-AMOUNT_PRECISION)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,7 +141,7 @@ class ReconcilePolicy(msgspec.Struct, frozen=True):
 
     def action_for(self, drift: Drift) -> str:
         """The action for one drift: cause override, then exact field, field head, ``default``."""
-        by_cause = self.causes.get(drift.cause)
+        by_cause = self.causes.get(drift.cause) or _CAUSE_DEFAULTS.get(drift.cause)
         if by_cause is not None:
             return by_cause
         f = self.fields
@@ -245,7 +265,8 @@ class Reconciler:
 
     :param policy: the policy (``ReconcilePolicy.from_config(config)``).
     :param is_own_order: tells this run's client order ids from foreign ones (cause refinement).
-    :param is_known_order: True if the engine tracks the client order id (triggers).
+    :param is_known_order: True if the engine tracks the client order id (triggers, causes, and
+        the open orders the cache holds but the engine does not know).
     :param trigger: called with a reason when ``should_reconcile_now`` decides to reconcile now;
         it must only *schedule* the work (e.g. ``Scheduler.run_now``), never block.
     :param clock_ns: monotonic clock for the trigger cooldown.
@@ -273,6 +294,7 @@ class Reconciler:
         self._user_untrusted = False
         self._last_drifts: Sequence[Drift] | None = None
         self._last_result: ReconcileResult | None = None
+        self._reported: set[str] = set()  # client ids already decided as order.missing_local
         self.reconciles = 0
         self.triggers = 0
         self.halts = 0
@@ -292,6 +314,7 @@ class Reconciler:
         self._user_untrusted = False
         self._last_drifts = None
         self._last_result = None
+        self._reported.clear()
         self.reconciles = self.triggers = self.halts = 0
 
     def clear_halt(self) -> None:
@@ -321,6 +344,8 @@ class Reconciler:
         3. If anything is to be corrected, the snapshot is *masked* (the drifts to leave alone
            are made to agree with the local values) and applied with ``correct=True``, so the
            cache's fencing rules hold for exactly the drifts the policy corrects.
+        4. Open orders the cache holds and the venue lists, but the engine does not track (the
+           cache took them from the user stream), are reported once as ``order.missing_local``.
         """
         fills = sorted(event.fills, key=lambda f: (f.symbol, f.trade_id))
         applied = 0
@@ -343,9 +368,9 @@ class Reconciler:
         ]
 
         dry = positions.apply_snapshot(event.snapshot, now_ms, correct=False)
-        filled_cids = {f.client_order_id for f in event.fills}
-        dry = [self._refine(d, filled_cids, fee_assets) for d in dry]
+        dry = self._refine_all(dry, {f.client_order_id for f in event.fills}, fee_assets)
         actions = [self.policy.action_for(d) for d in dry]
+        unknown = self._untracked(event.snapshot, positions, dry)
 
         final: list[Drift] = []
         if any(a != "log" for a in actions):
@@ -360,6 +385,13 @@ class Reconciler:
         else:
             final = [msgspec.structs.replace(d, corrected=False) for d in dry]
 
+        # Already in the cache: "correct" (and "halt") have nothing left to change.
+        unknown_actions = [self.policy.action_for(d) for d in unknown]
+        final += [
+            msgspec.structs.replace(d, corrected=a != "log")
+            for d, a in zip(unknown, unknown_actions, strict=True)
+        ]
+        actions += unknown_actions
         pos_actions = [self.policy.action_for(d) for d in pos_drifts]
         drifts = tuple(pos_drifts + final)
         decisions = tuple(Decision(d, a) for d, a in zip(drifts, pos_actions + actions, strict=True))
@@ -386,6 +418,7 @@ class Reconciler:
         self, job: str, drifts: tuple[Drift, ...], decisions: tuple[Decision, ...], applied: int
     ) -> ReconcileResult:
         self.reconciles += 1
+        self._reported.update(d.key for d in drifts if d.field == "order.missing_local")
         serious = [d for d in decisions if d.action == "halt"]
         if serious:
             first = serious[0].drift
@@ -409,16 +442,82 @@ class Reconciler:
                 self._clean = 0
         return ReconcileResult(job, drifts, decisions, applied, self._halt)
 
-    def _refine(self, d: Drift, filled_cids: set[str], fee_assets: set[str]) -> Drift:
-        """Sharpen the cache's cause with what only the reconciler knows (trades, own ids)."""
+    def _untracked(self, snapshot: AccountSnapshot, positions: Any, dry: Sequence[Drift]) -> list[Drift]:
+        """Open orders of the cache that the venue lists and the engine does not track, not yet reported.
+
+        The cache books every order of the account from the user stream, so an order placed on
+        the website is already "local" when the snapshot comes: only the engine's tracker tells
+        it is not ours. Reported once (``_reported``; also fed by ``review``, e.g. the start-up
+        drifts), since after that the order is known and the policy has acted on it.
+        """
+        if self.is_known_order is None:
+            return []
+        open_ids = {o.client_order_id for o in positions.open_orders()}
+        self._reported &= open_ids | {d.key for d in dry}  # forget orders that are gone
+        venue = {o.client_order_id: o for o in snapshot.open_orders}
+        out = []
+        for cid in sorted(open_ids):
+            vo = venue.get(cid)
+            if vo is None or cid in self._reported or self.is_known_order(cid):
+                continue
+            own = self.is_own_order(cid) if self.is_own_order is not None else False
+            cause = CAUSE_UNTRACKED_OWN if own else CAUSE_OUTSIDE
+            out.append(Drift("order.missing_local", cid, "", str(vo.status), 0, cause, False))
+        return out
+
+    def _refine_all(self, dry: Sequence[Drift], filled_cids: set[str], fee_assets: set[str]) -> list[Drift]:
+        """Sharpen the cache's causes with what only the reconciler knows (trades, own ids, shapes).
+
+        The cache blames any drifted balance of a traded asset on a missed fill, and an order the
+        venue no longer lists on a missed fill when such a balance drifted. A fill changes the
+        asset's total; an order opening or closing only moves funds between free and locked. So
+        when no asset's total moved, nothing filled: a vanished order was cancelled (a lost
+        cancel) and the balances moved for it, or for an order that appeared.
+        """
+        totals: dict[str, Decimal] = {}
+        for d in dry:
+            if d.field in ("balance.free", "balance.locked"):
+                totals[d.key] = totals.get(d.key, Decimal(0)) + Decimal(d.venue) - Decimal(d.local)
+        filled = any(abs(t) > _ROUNDING for t in totals.values()) or bool(fee_assets)
+        orders = [self._refine_order(d, filled_cids, filled) for d in dry if d.field.startswith("order.")]
+        unfilled_gone = any(d.field == "order.missing_venue" and d.cause == CAUSE_LOST_CANCEL for d in orders)
+        appeared = next((d.cause for d in orders if d.field == "order.missing_local"), CAUSE_UNKNOWN)
+        by_id = {(d.field, d.key): d for d in orders}
+        out = []
+        for d in dry:
+            if d.field.startswith("order."):
+                out.append(by_id[(d.field, d.key)])
+                continue
+            cause = d.cause
+            if d.field.startswith("balance.") and cause == CAUSE_UNKNOWN and d.key in fee_assets:
+                cause = CAUSE_MISSED_FILL  # e.g. a BNB commission of a trade the stream never showed
+            elif (
+                d.field.startswith("balance.")
+                and cause == CAUSE_MISSED_FILL
+                and d.key not in fee_assets
+                and abs(totals.get(d.key, Decimal(0))) <= _ROUNDING
+            ):
+                # Funds released (locked down, free up) belong to an order that went away;
+                # funds locked, to an order that appeared.
+                released = (Decimal(d.venue) < Decimal(d.local)) == (d.field == "balance.locked")
+                gone_cause = CAUSE_LOST_CANCEL if unfilled_gone else CAUSE_UNKNOWN
+                cause = gone_cause if released else appeared
+            out.append(d if cause == d.cause else msgspec.structs.replace(d, cause=cause))
+        return out
+
+    def _refine_order(self, d: Drift, filled_cids: set[str], filled: bool) -> Drift:
         cause = d.cause
         if d.field == "order.missing_local":
-            own = self.is_own_order(d.key) if self.is_own_order is not None else False
-            cause = CAUSE_UNTRACKED_OWN if own else CAUSE_OUTSIDE
-        elif d.field == "order.missing_venue" and d.key in filled_cids:
-            cause = CAUSE_MISSED_FILL  # the venue's trades show it filled
-        elif d.field.startswith("balance.") and cause == CAUSE_UNKNOWN and d.key in fee_assets:
-            cause = CAUSE_MISSED_FILL  # e.g. a BNB commission of a trade the stream never showed
+            if self.is_known_order is not None and self.is_known_order(d.key):
+                cause = CAUSE_TRACKED_OWN  # ours and in flight: the NEW report is late, not lost
+            else:
+                own = self.is_own_order(d.key) if self.is_own_order is not None else False
+                cause = CAUSE_UNTRACKED_OWN if own else CAUSE_OUTSIDE
+        elif d.field == "order.missing_venue":
+            if d.key in filled_cids:
+                cause = CAUSE_MISSED_FILL  # the venue's trades show it filled
+            elif cause == CAUSE_MISSED_FILL and not filled:
+                cause = CAUSE_LOST_CANCEL  # the balances only moved from locked to free
         return d if cause == d.cause else msgspec.structs.replace(d, cause=cause)
 
     # --- triggers ----------------------------------------------------------------------------------

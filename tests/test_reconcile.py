@@ -50,6 +50,7 @@ from botcore.reconcile import (
     CAUSE_LOST_CANCEL,
     CAUSE_MISSED_FILL,
     CAUSE_OUTSIDE,
+    CAUSE_TRACKED_OWN,
     CAUSE_UNTRACKED_OWN,
     Drift,
     ReconcilePolicy,
@@ -250,6 +251,111 @@ def test_causes_are_refined_with_own_ids_and_trades(cache: Any) -> None:
     assert causes[("order.missing_local", "bcr1-1")] == CAUSE_UNTRACKED_OWN
     assert causes[("order.missing_local", "web-7")] == CAUSE_OUTSIDE
     assert causes[("order.missing_venue", "bcr1-2")] == CAUSE_MISSED_FILL  # the trades show it filled
+
+
+def test_an_order_the_engine_tracks_is_not_foreign_when_its_new_report_is_late(cache: Any) -> None:
+    # bcr1-1 was placed by the engine (tracked, ack received) and the venue lists it, but its NEW
+    # report is still on its way: the snapshot finds it missing from the cache.
+    tracked = {"bcr1-1"}
+    r = Reconciler(
+        ReconcilePolicy(),  # the defaults: order.missing_local halts
+        is_own_order=lambda cid: cid.startswith("bcr1-"),
+        is_known_order=tracked.__contains__,
+    )
+    result = r.apply(ev(snap(100, 100, [oo("bcr1-1", 90)])), cache, 200)
+    assert [(d.field, d.key, d.cause, d.corrected) for d in result.drifts] == [
+        ("order.missing_local", "bcr1-1", CAUSE_TRACKED_OWN, True)
+    ]
+    assert result.actions == ["correct"] and result.halt_reason is None and r.halted() is None
+    assert cache.open_order("bcr1-1") is not None  # adopted
+    cache.apply_execution_report(er("bcr1-1", S.NEW, 90))  # the late report changes nothing
+    assert r.apply(ev(snap(101, 101, [oo("bcr1-1", 90)])), cache, 201).drifts == ()
+    # an own id the engine does not track still halts (lost track: restart, or a lost request) ...
+    halted = r.apply(ev(snap(102, 102, [oo("bcr1-1", 90), oo("bcr1-2", 95, order_id=2)])), cache, 202)
+    assert [(d.key, d.cause) for d in halted.drifts] == [("bcr1-2", CAUSE_UNTRACKED_OWN)]
+    assert halted.halt_reason is not None
+    # ... and the built-in action of the cause gives way to the config
+    strict = Reconciler(
+        ReconcilePolicy.from_mapping({"causes": {CAUSE_TRACKED_OWN: "halt"}}),
+        is_known_order=lambda cid: True,
+    )
+    assert strict.apply(ev(snap(103, 103, [oo("bcr1-3", 96, order_id=3)])), cache, 203).halt_reason
+
+
+def test_a_lost_cancel_with_its_balance_update_lost_is_not_a_missed_fill(cache: Any) -> None:
+    # our order locked 0.2 USDT; the venue cancelled it and both the CANCELED report and the
+    # balance update were lost: the funds only moved from locked back to free
+    cache.apply_execution_report(er("bcr1-4", S.NEW, 60, order_id=4))
+    cache.apply_account_update(AccountUpdate((Balance("USDT", D("999.8"), D("0.2")),), 60))
+    result = reconciler().apply(ev(snap(150, 200, usdt="1000")), cache, 210)
+    assert {(d.field, d.key): d.cause for d in result.drifts} == {
+        ("balance.free", "USDT"): CAUSE_LOST_CANCEL,
+        ("balance.locked", "USDT"): CAUSE_LOST_CANCEL,
+        ("order.missing_venue", "bcr1-4"): CAUSE_LOST_CANCEL,
+    }
+    assert all(d.corrected for d in result.drifts) and result.halt_reason is None
+    assert (cache.free("USDT"), cache.locked("USDT"), cache.open_order("bcr1-4")) == (D("1000"), D(0), None)
+
+
+def test_a_vanished_order_whose_balances_show_a_trade_stays_a_missed_fill(cache: Any) -> None:
+    # no trades in the event (a light reconcile), but the totals moved: 0.2 USDT left, 0.002 BTC came
+    cache.apply_execution_report(er("bcr1-4", S.NEW, 60, order_id=4))
+    cache.apply_account_update(AccountUpdate((Balance("USDT", D("999.8"), D("0.2")),), 60))
+    result = reconciler().apply(ev(snap(150, 200, usdt="999.8", btc="1.002")), cache, 210)
+    assert {(d.field, d.key): d.cause for d in result.drifts} == {
+        ("balance.locked", "USDT"): CAUSE_MISSED_FILL,
+        ("balance.free", "BTC"): CAUSE_MISSED_FILL,
+        ("order.missing_venue", "bcr1-4"): CAUSE_MISSED_FILL,
+    }
+
+
+def test_funds_locked_by_an_order_placed_outside_are_blamed_on_it(cache: Any) -> None:
+    r = reconciler(policy={"order.missing_local": "correct"})
+    result = r.apply(
+        ev(snap(100, 100, [oo("web-7", 90, order_id=9)], usdt="999.8", usdt_locked="0.2")), cache, 200
+    )
+    assert {(d.field, d.key): d.cause for d in result.drifts} == {
+        ("balance.free", "USDT"): CAUSE_OUTSIDE,
+        ("balance.locked", "USDT"): CAUSE_OUTSIDE,
+        ("order.missing_local", "web-7"): CAUSE_OUTSIDE,
+    }
+
+
+def test_an_order_the_cache_took_from_the_stream_but_the_engine_never_placed_is_reported_once(
+    cache: Any,
+) -> None:
+    # Placed on the website: its NEW report reached the cache (which books every order of the
+    # account), so the snapshot agrees with the cache; only the engine does not know the order.
+    cache.apply_execution_report(er("web-7", S.NEW, 60, order_id=9))
+    cache.apply_execution_report(er("bcr1-1", S.NEW, 60, order_id=1))
+    tracked = {"bcr1-1"}
+    r = Reconciler(
+        ReconcilePolicy(),
+        is_own_order=lambda cid: cid.startswith("bcr1-"),
+        is_known_order=tracked.__contains__,
+    )
+    both = snap(100, 100, [oo("web-7", 60, order_id=9), oo("bcr1-1", 60, order_id=1)])
+    result = r.apply(ev(both), cache, 200)
+    assert [(d.field, d.key, d.venue, d.cause, d.corrected) for d in result.drifts] == [
+        ("order.missing_local", "web-7", "NEW", CAUSE_OUTSIDE, True)
+    ]
+    assert result.actions == ["halt"] and "web-7" in (r.halted() or "")
+    again = r.apply(ev(both), cache, 201)  # reported once: now it is known, the halt lifts
+    assert again.drifts == () and r.halted() is None
+    # once it is gone and back (a new order under the same id), it is news again
+    cache.apply_execution_report(er("web-7", S.CANCELED, 110, "CANCELED", order_id=9))
+    assert r.apply(ev(snap(120, 120, [oo("bcr1-1", 60, order_id=1)])), cache, 202).drifts == ()
+    cache.apply_execution_report(er("web-7", S.NEW, 130, order_id=10))
+    back = r.apply(ev(snap(140, 140, [oo("web-7", 130, order_id=10), oo("bcr1-1", 60)])), cache, 203)
+    assert [(d.field, d.key) for d in back.drifts] == [("order.missing_local", "web-7")]
+    # without is_known_order (no engine to ask) nothing is guessed
+    plain_r = reconciler()
+    assert (
+        plain_r.apply(
+            ev(snap(150, 150, [oo("web-7", 130, order_id=10), oo("bcr1-1", 60)])), cache, 204
+        ).drifts
+        == ()
+    )
 
 
 def test_missed_fills_are_applied_once_and_reported_as_position_drift(cache: Any) -> None:
@@ -682,6 +788,7 @@ def test_an_unknown_order_report_triggers_an_immediate_full_reconcile(
     gw, clock = Gateway(), Clock()
     eng = Engine({SYM: INST}, [], [], gateway=gw, adapter=adapter, hooks=Hooks(pm), clock=clock)  # type: ignore[arg-type]
     services.start(eng)
+    earlier = len(services.jobs.costs("reconcile_now"))  # the cost log outlives runs (other tests)
     late = er("web-5", S.FILLED, 100, "TRADE", cum="0.002", last="0.002", trade_id=3, order_id=5)
     eng.process(UserEvent(late, 0))  # a fill of an order this engine never placed
     assert services.reconciler.triggers == 1
@@ -692,4 +799,7 @@ def test_an_unknown_order_report_triggers_an_immediate_full_reconcile(
         deadline -= 1
     eng.drain()
     assert eng.counters["reconciles"] == 1
-    assert [c.call for c in services.jobs.costs("reconcile_now")] == [f"my_trades:{SYM}", "account_snapshot"]
+    assert [c.call for c in services.jobs.costs("reconcile_now")[earlier:]] == [
+        f"my_trades:{SYM}",
+        "account_snapshot",
+    ]
