@@ -19,12 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from botcore.config import BotConfig, ConfigError, validate_against_registry
 from botcore.contracts import VenueEndpoints
 from botcore.engine import Engine, EngineHandle, RiskLink
+from botcore.journal import Journal
 from botcore.model import BookTop, Drift, Instrument
+from botcore.orders import ClientOrderIds
 from botcore.plugins import Hooks, Registry, collect_registry
 from botcore.progress import DriftTally, VenueWatch, money, quiet_libraries, run_summary
 from botcore.reconcile import Reconciler
@@ -52,6 +55,22 @@ def make_run_id(now_s: int | None = None) -> str:
         n, r = divmod(n, 36)
         out = _B36[r] + out
     return out or "0"
+
+
+def fresh_run_id(journal: str | Path | None, now_s: int | None = None) -> str:
+    """``make_run_id``, moved past every id a run in ``journal`` used.
+
+    Ids are start seconds: a bot restarted within the second its killed run started would send
+    that run's client order ids again (the venue takes an id once its order closed; an adopted
+    order would clash with a new one in the tracker).
+    """
+    n = int(time.time() if now_s is None else now_s)
+    if journal is None:
+        return make_run_id(n)
+    used = set(Journal.load(journal).prefixes)
+    while ClientOrderIds(make_run_id(n)).make(0)[:-1] in used:
+        n += 1
+    return make_run_id(n)
 
 
 def _seconds(value: timedelta | float | None) -> float | None:
@@ -283,7 +302,7 @@ def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int
             risk,
             adapter=adapter,
             hooks=hooks,
-            run_id=make_run_id(),
+            run_id=fresh_run_id(config.run.journal),
             reconciler=reconciler,
         )
         engine.bot_config = config  # before botcore_startup: the services read it

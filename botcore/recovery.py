@@ -19,11 +19,21 @@ yet) and:
 
 Every difference between the journal and the venue becomes a ``Drift`` record. ``apply_plan``
 applies a plan to an engine that is built but not started, through its public API.
+
+A run that did not end cleanly (crash, SIGKILL) is *continued*: its position, cost basis,
+realized PnL and fees are rebuilt from the fills journaled by it (and by the unclean runs it
+continued itself) plus the fills the crash lost, so inventory limits and skew see the inventory
+the bot really holds. After a clean exit a new run starts flat, as documented for the position
+cache ("since start"). ``apply_plan`` ends with one log line, ``recovery: state before quoting:``
+and a JSON object (tracked orders, balances, positions): what the engine starts from, written
+before it can send anything, for operators and end-to-end tests to hold against the venue.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -32,7 +42,14 @@ from typing import Any, Literal
 import msgspec
 
 from botcore.events import GatewayResult
-from botcore.journal import Journal, JournalOrder, JournalState
+from botcore.journal import (
+    Journal,
+    JournalError,
+    JournalOrder,
+    JournalState,
+    PnlSample,
+    connect_readonly,
+)
 from botcore.model import (
     AccountSnapshot,
     CancelRequest,
@@ -44,6 +61,7 @@ from botcore.model import (
     OrderStatus,
     OrderType,
     Side,
+    plain,
 )
 from botcore.reconcile import (
     CAUSE_LOST_CANCEL,
@@ -53,7 +71,15 @@ from botcore.reconcile import (
     CAUSE_UNTRACKED_OWN,
 )
 
-__all__ = ["POLICIES", "RecoveryPlan", "Resolution", "apply_plan", "recover"]
+__all__ = [
+    "POLICIES",
+    "RecoveryPlan",
+    "Resolution",
+    "apply_plan",
+    "recover",
+    "session_fills",
+    "state_summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +106,9 @@ class RecoveryPlan(msgspec.Struct, frozen=True):
     (policy ``cancel``). ``unknown``: our orders whose state is still in doubt (a failed query or
     cancel): track them as UNKNOWN. ``resolved``: journal orders now known (terminal or live).
     ``foreign``: open orders not made by any journaled run. ``fills``: our trades after the last
-    journaled trade id. ``snapshot``: the account after the cancels. ``resume_run_id`` /
+    journaled trade id. ``snapshot``: the account after the cancels. ``continued``: the last run
+    did not end cleanly, so this run continues its session; ``carried``: that session's journaled
+    fills (``session_fills``), which with ``fills`` rebuild the position. ``resume_run_id`` /
     ``next_seq``: to continue the previous run's ids instead of starting a new run id.
     """
 
@@ -93,6 +121,8 @@ class RecoveryPlan(msgspec.Struct, frozen=True):
     foreign: tuple[OpenOrder, ...] = ()
     fills: tuple[Fill, ...] = ()
     drifts: tuple[Drift, ...] = ()
+    carried: tuple[Fill, ...] = ()
+    continued: bool = False
     resume_run_id: str = ""
     next_seq: int = 1
 
@@ -100,7 +130,8 @@ class RecoveryPlan(msgspec.Struct, frozen=True):
         return (
             f"recovery ({self.policy}): {len(self.resolved)} resolved, {len(self.adopt)} adopted, "
             f"{len(self.cancelled)} cancelled, {len(self.unknown)} still unknown, "
-            f"{len(self.foreign)} foreign, {len(self.fills)} missed fills, {len(self.drifts)} drifts"
+            f"{len(self.foreign)} foreign, {len(self.fills)} missed fills, {len(self.drifts)} drifts, "
+            f"{len(self.carried)} fills carried"
         )
 
 
@@ -250,11 +281,91 @@ def recover(
         foreign=tuple(foreign),
         fills=tuple(fills),
         drifts=tuple(drifts),
+        carried=() if state.clean_exit else session_fills(state),
+        continued=state.run is not None and not state.clean_exit,
         resume_run_id=state.run_id,
         next_seq=state.seq_high + 1,
     )
     log.info("%s", plan.summary())
     return plan
+
+
+def session_fills(state: JournalState) -> tuple[Fill, ...]:
+    """The journaled fills of the session a restart after ``state`` continues, by trade id.
+
+    The session is the last journaled run and, going back, every run before it that did not end
+    cleanly either (a crash-resumed run carried its predecessor's fills): it starts after the
+    last clean exit. Empty when the last run ended cleanly or the journal is missing/empty.
+    """
+    if state.run is None or state.clean_exit:
+        return ()
+    try:
+        conn = connect_readonly(state.path)
+    except JournalError:  # the file is gone: nothing to carry
+        return ()
+    try:
+        runs: list[int] = []
+        for run_id, ended in conn.execute(
+            "SELECT id, ended_ms FROM runs WHERE id <= ? ORDER BY id DESC", (state.run,)
+        ):
+            if ended is not None:
+                break
+            runs.append(int(run_id))
+        if not runs:
+            return ()
+        marks = ",".join("?" * len(runs))
+        rows = conn.execute(
+            "SELECT symbol, client_order_id, order_id, trade_id, side, price, qty, commission, "
+            f"commission_asset, is_maker, time_ms FROM fills WHERE run IN ({marks}) ORDER BY trade_id",
+            runs,
+        ).fetchall()
+    except sqlite3.Error:
+        log.exception("recovery: could not read the fills of the interrupted session; starting flat")
+        return ()
+    finally:
+        conn.close()
+    return tuple(
+        Fill(
+            sym,
+            cid,
+            int(oid),
+            int(tid),
+            Side(side),
+            Decimal(p),
+            Decimal(q),
+            Decimal(fee),
+            fee_asset,
+            bool(m),
+            int(t),
+        )
+        for sym, cid, oid, tid, side, p, q, fee, fee_asset, m, t in rows
+    )
+
+
+def state_summary(engine: Any) -> dict[str, Any]:
+    """The engine's account view as plain JSON-able data: live tracked orders, balances, positions.
+
+    Amounts are plain decimal strings (exact). ``apply_plan`` logs it once recovery is applied.
+    """
+    positions = engine.positions
+    orders = {
+        o.client_order_id: {
+            "symbol": o.symbol,
+            "side": str(o.side),
+            "price": plain(o.price),
+            "qty": plain(o.qty),
+            "cum_qty": plain(o.cum_qty),
+            "status": str(o.status),
+            "strategy": o.strategy,
+        }
+        for o in engine.tracker.live()
+    }
+    balances = {a: [plain(b.free), plain(b.locked)] for a, b in sorted(positions.balances().items())}
+    return {
+        "orders": orders,
+        "balances": balances,
+        "positions": {s: plain(positions.position(s)) for s in engine.instruments},
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,7 +398,10 @@ def apply_plan(
     ``tracker.track`` + ``tracker.on_outcome`` (adopted orders, under their journaled strategy
     when that strategy runs again, else under ``""``: tracked, counted, cancelled at stop), and
     ``put`` of an UNKNOWN outcome for orders in doubt, which makes the engine query them as soon
-    as it starts. The journal gets the resolutions, the missed fills and the drift records.
+    as it starts. When the plan continues an interrupted session, ``positions.apply_fill`` of
+    its carried and missed fills rebuilds the position (trade ids de-duplicate). The journal gets
+    the resolutions, the missed fills, the drift records and (when a position was rebuilt) a PnL
+    sample. Last, the ``recovery: state before quoting:`` line (``state_summary``) is logged.
     """
     if getattr(engine, "is_running", False):
         raise RuntimeError("apply_plan must run before the engine starts")
@@ -331,6 +445,9 @@ def apply_plan(
                 )
             )
         )
+    carry = plan.carried + plan.fills if plan.continued else ()
+    positions = engine.positions
+    carried = sum(1 for f in carry if f.symbol in engine.instruments and positions.apply_fill(f))
     if journal is not None:
         for r in plan.resolved:
             journal.resolve_order(r.order.run, r.order.client_order_id, r.status, r.order_id)
@@ -338,4 +455,10 @@ def apply_plan(
         for fill in plan.fills:
             journal.record_fill(fill, run=run_of.get(fill.client_order_id))
         journal.record_drifts("recovery", list(plan.drifts), ["recovery"] * len(plan.drifts))
+        if carried:  # the PnL chart continues where the interrupted run left it
+            journal.record_pnl(
+                PnlSample(s, positions.position(s), positions.realized_pnl(s), Decimal(0), positions.fees(s))
+                for s in engine.instruments
+            )
+    log.info("recovery: state before quoting: %s", json.dumps(state_summary(engine), sort_keys=True))
     return adopted

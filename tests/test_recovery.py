@@ -6,6 +6,8 @@ answers are set per test. ``apply_plan`` is checked on a real (not started) engi
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -37,7 +39,7 @@ from botcore.model import (
 )
 from botcore.plugins import Hooks, get_plugin_manager
 from botcore.reconcile import CAUSE_LOST_CANCEL, CAUSE_MISSED_FILL, CAUSE_OUTSIDE, CAUSE_UNTRACKED_OWN
-from botcore.recovery import RecoveryPlan, apply_plan, recover
+from botcore.recovery import RecoveryPlan, apply_plan, recover, session_fills
 
 D = Decimal
 S = OrderStatus
@@ -306,6 +308,115 @@ def test_apply_plan_refuses_a_running_engine() -> None:
     plan = RecoveryPlan("cancel", AccountSnapshot((), (), 1, 1))
     with pytest.raises(RuntimeError):
         apply_plan(plan, eng)
+
+
+# ------------------------------------------------------------------------------------------------
+# The position of an interrupted session
+# ------------------------------------------------------------------------------------------------
+
+
+def trade(cid: str, trade_id: int, side: Side, qty: str, fee: str = "0", fee_asset: str = "USDT") -> Fill:
+    return Fill(SYM, cid, 1, trade_id, side, D("100"), D(qty), D(fee), fee_asset, True, 5)
+
+
+def three_runs(path: Path, *, last_ends: bool) -> None:
+    """r1 ends cleanly after a fill; r2 is killed after two; r3 (continuing r2) too, unless ``last_ends``."""
+    runs = [
+        ("r1", [trade("bcr1-1", 1, Side.BUY, "0.5")], True),
+        (
+            "r2",
+            [
+                trade("bcr2-1", 2, Side.BUY, "0.003", "0.000003", "BTC"),
+                trade("bcr2-2", 3, Side.SELL, "0.001"),
+            ],
+            False,
+        ),
+        ("r3", [trade("bcr3-1", 5, Side.BUY, "0.002")], last_ends),
+    ]
+    for run_id, fills, ends in runs:
+        with Journal(path) as j:  # closing without end_run is what a SIGKILL leaves
+            j.start_run(name="mm", run_id=run_id, id_prefix=f"bc{run_id}-")
+            for f in fills:
+                j.record_fill(f)
+            if ends:
+                j.end_run("SIGTERM")
+
+
+def test_an_interrupted_session_is_continued_with_its_position(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "j.sqlite"
+    three_runs(path, last_ends=False)
+    state = Journal.load(path)
+    assert [f.trade_id for f in session_fills(state)] == [2, 3, 5]  # r2 and r3: since r1's clean exit
+    v = Venue()
+    v.trades = [trade("bcr3-1", 5, Side.BUY, "0.002"), trade("bcr3-2", 6, Side.SELL, "0.0005")]  # 6: missed
+    plan = recover(state, v, "cancel", symbols=[SYM], now_ms=lambda: NOW)
+    assert plan.continued and [f.trade_id for f in plan.fills] == [6]
+    eng, _ = engine()
+    with caplog.at_level(logging.INFO, logger="botcore.recovery"):
+        apply_plan(plan, eng)
+    # 0.003 - 0.000003 (base fee) - 0.001 + 0.002 - 0.0005: what the account holds more than at r2's start
+    assert eng.positions.position(SYM) == D("0.003497")
+    assert eng.positions.fees(SYM) == D("0.0003")  # the base fee at the fill price
+    assert eng.positions.last_trade_id(SYM) == 6
+    line = next(r.getMessage() for r in caplog.records if "state before quoting" in r.getMessage())
+    summary = json.loads(line.split("state before quoting: ", 1)[1])
+    assert summary == {
+        "orders": {},
+        "balances": {"BTC": ["1", "0"], "USDT": ["900", "0"]},
+        "positions": {SYM: "0.003497"},
+    }
+
+
+def test_after_a_clean_exit_a_run_starts_flat(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    three_runs(path, last_ends=True)
+    state = Journal.load(path)
+    assert session_fills(state) == ()
+    v = Venue()
+    v.trades = [trade("bcr3-2", 6, Side.SELL, "0.0005")]  # after r3 ended: not this session's
+    plan = recover(state, v, "cancel", symbols=[SYM], now_ms=lambda: NOW)
+    assert not plan.continued and plan.carried == ()
+    eng, _ = engine()
+    apply_plan(plan, eng)
+    assert eng.positions.position(SYM) == 0
+
+
+def test_a_missing_journal_carries_nothing(tmp_path: Path) -> None:
+    assert session_fills(JournalState(path=str(tmp_path / "gone.sqlite"), run=3, clean_exit=False)) == ()
+
+
+def test_the_state_line_lists_the_adopted_orders(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "j.sqlite"
+    state = killed_run(path)
+    plan = recover(state, venue_after_crash(), "adopt", symbols=[SYM], now_ms=lambda: NOW)
+    eng, _ = engine()
+    with caplog.at_level(logging.INFO, logger="botcore.recovery"):
+        apply_plan(plan, eng, strategies=["mm"], journal_orders=state.open_orders)
+    line = next(r.getMessage() for r in caplog.records if "state before quoting" in r.getMessage())
+    orders = json.loads(line.split("state before quoting: ", 1)[1])["orders"]
+    assert {cid: (o["status"], o["cum_qty"], o["strategy"]) for cid, o in orders.items()} == {
+        "bcr1-1": ("PARTIALLY_FILLED", "0.001", "mm"),
+        "bcr1-4": ("UNKNOWN", "0", "mm"),
+        "bcr1-9": ("NEW", "0", ""),
+    }
+    # killed_run's fills: trade 40 (journaled) plus 41 and 43 the crash lost, all BUY 0.001
+    assert eng.positions.position(SYM) == D("0.003")
+
+
+def test_a_restart_within_the_second_of_the_killed_run_gets_a_fresh_run_id(tmp_path: Path) -> None:
+    from botcore.app import fresh_run_id, make_run_id
+
+    path = tmp_path / "j.sqlite"
+    t = 1_700_000_000
+    assert fresh_run_id(path, t) == make_run_id(t)  # no journal yet
+    for run_id in (make_run_id(t), make_run_id(t + 1)):
+        with Journal(path) as j:
+            j.start_run(name="mm", run_id=run_id, id_prefix=f"bc{run_id}-")
+    assert fresh_run_id(path, t) == make_run_id(t + 2)  # its client order ids cannot repeat theirs
+    assert fresh_run_id(path, t + 5) == make_run_id(t + 5)
+    assert fresh_run_id(None, t) == make_run_id(t)
 
 
 # ------------------------------------------------------------------------------------------------
