@@ -36,6 +36,7 @@ from botcore.model import (
     OrderOutcome,
     OrderRequest,
     OrderStatus,
+    Side,
     plain,
 )
 
@@ -657,6 +658,43 @@ class Journal:
             return _load(conn, str(p))
         finally:
             conn.close()
+
+
+    @staticmethod
+    def unclean_session_fills(path: str | Path, last_run: int) -> tuple[Fill, ...]:
+        """Fills of ``last_run`` and of every run before it back to the last clean exit, by trade id.
+
+        Restart recovery rebuilds a crashed session's position from them. A missing file holds
+        none; an unreadable one raises ``JournalError``.
+        """
+        if not Path(path).exists():
+            return ()
+        conn = connect_readonly(path)
+        try:
+            runs: list[int] = []
+            for run_id, ended in conn.execute(
+                "SELECT id, ended_ms FROM runs WHERE id <= ? ORDER BY id DESC", (last_run,)
+            ):
+                if ended is not None:
+                    break
+                runs.append(int(run_id))
+            if not runs:
+                return ()
+            marks = ",".join("?" * len(runs))
+            rows = conn.execute(
+                "SELECT symbol, client_order_id, order_id, trade_id, side, price, qty, commission, "
+                f"commission_asset, is_maker, time_ms FROM fills WHERE run IN ({marks}) ORDER BY trade_id",
+                runs,
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot read fills ({exc})") from None
+        finally:
+            conn.close()
+        return tuple(
+            Fill(sym, cid, int(oid), int(tid), Side(side), Decimal(p), Decimal(q), Decimal(fee), fee_asset,
+                 bool(m), int(t))
+            for sym, cid, oid, tid, side, p, q, fee, fee_asset, m, t in rows
+        )
 
 
 def _setup_writer(conn: sqlite3.Connection) -> None:

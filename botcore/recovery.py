@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -48,7 +47,6 @@ from botcore.journal import (
     JournalOrder,
     JournalState,
     PnlSample,
-    connect_readonly,
 )
 from botcore.model import (
     AccountSnapshot,
@@ -300,46 +298,10 @@ def session_fills(state: JournalState) -> tuple[Fill, ...]:
     if state.run is None or state.clean_exit:
         return ()
     try:
-        conn = connect_readonly(state.path)
-    except JournalError:  # the file is gone: nothing to carry
-        return ()
-    try:
-        runs: list[int] = []
-        for run_id, ended in conn.execute(
-            "SELECT id, ended_ms FROM runs WHERE id <= ? ORDER BY id DESC", (state.run,)
-        ):
-            if ended is not None:
-                break
-            runs.append(int(run_id))
-        if not runs:
-            return ()
-        marks = ",".join("?" * len(runs))
-        rows = conn.execute(
-            "SELECT symbol, client_order_id, order_id, trade_id, side, price, qty, commission, "
-            f"commission_asset, is_maker, time_ms FROM fills WHERE run IN ({marks}) ORDER BY trade_id",
-            runs,
-        ).fetchall()
-    except sqlite3.Error:
+        return Journal.unclean_session_fills(state.path, state.run)
+    except JournalError:
         log.exception("recovery: could not read the fills of the interrupted session; starting flat")
         return ()
-    finally:
-        conn.close()
-    return tuple(
-        Fill(
-            sym,
-            cid,
-            int(oid),
-            int(tid),
-            Side(side),
-            Decimal(p),
-            Decimal(q),
-            Decimal(fee),
-            fee_asset,
-            bool(m),
-            int(t),
-        )
-        for sym, cid, oid, tid, side, p, q, fee, fee_asset, m, t in rows
-    )
 
 
 def state_summary(engine: Any) -> dict[str, Any]:
