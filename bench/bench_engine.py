@@ -6,12 +6,15 @@ the gateway (``submit`` or ``cancel_replace``), as recorded by the engine's own 
 Setups (each measured with the compiled core and with the pure-Python twin, a child process with
 ``BOTCORE_NO_EXTENSIONS=1``; the table shows medians over ``--reps`` repetitions):
 
-* strategy ``mm3``: the first-party marketmaker, 3 levels a side (``max_live_orders`` 6), requoting
+* ``paper`` (the product): the strategies and the whole risk chain of ``config/paper.yaml`` (the
+  main job, ``botcore run config/paper.yaml``), read from that file and built like ``botcore run``
+  builds them (``reconcile_guard`` included), nothing overridden: what the issue's target is about.
+* ``mm3`` (stress case): the first-party marketmaker, 3 levels a side (``max_live_orders`` 6), requoting
   on every mid move (``min_requote_interval: 0``, ``requote_tolerance_bps: 0``: the worst case
   for order traffic), behind the basic risk chain of ``config/paper.yaml`` built through the
   registry's factories like ``botcore run`` does (order-rate limits raised so nothing is vetoed:
   the bench sends thousands of orders a second). Requotes go out as cancel-replace.
-* strategy ``touch`` (baseline): one bid and one ask at the touch, no risk checks: what the engine
+* ``touch`` (baseline): one bid and one ask at the touch, no risk checks: what the engine
   itself costs without a strategy worth the name.
 
 Modes:
@@ -21,8 +24,9 @@ Modes:
   report for every new order, cancel and cancel-replace) so the strategy keeps requoting. Route,
   book update, strategy, diff, risk, tracking, hand-off: the engine alone. The engine clock
   follows the recording (plus real time within a frame), so rate windows see real pace.
-* ``direct+freeze``: the same after ``gc.freeze()`` with a larger gen-0 threshold (what a
-  latency-minded deployment would do at start-up).
+* ``direct+freeze``: the same after ``gc.freeze()`` with the larger gen-0 threshold of
+  ``EngineConfig.gc_gen0_threshold``: what ``Engine.run`` (``botcore run``, the threaded mode)
+  does by default (``EngineConfig.gc_freeze``); ``Engine.process``, which ``direct`` drives, does not.
 * ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames in
   lock-step (``max_backlog=0``), so the queue hop, thread wake-ups and GIL hand-offs count
   (wall clock: the replay runs ~10x faster than recorded).
@@ -34,7 +38,9 @@ simulated venue; ``orders``: tick-to-order samples; ``replaces``: cancel-replace
 
 Targets (DESIGN): tick-to-order p50 < 25 us, p99 < 100 us.
 
-Run: ``python bench/bench_engine.py [--reps 5] [--frames 60000] [--only mm3|touch]``.
+Run: ``python bench/bench_engine.py [--reps 5] [--frames N] [--threaded-frames 10000]
+[--only paper|mm3|touch]``; the direct modes replay the whole capture unless ``--frames`` is given,
+the threaded mode its first ``--threaded-frames`` (lock-step costs a thread hand-off per frame).
 """
 
 from __future__ import annotations
@@ -49,10 +55,11 @@ import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from botcore.app import build_risk_chain
-from botcore.config import config_from_text
+from botcore.app import build_risk_chain, build_strategies, with_reconcile_guard
+from botcore.config import config_from_text, load_config
 from botcore.core import USING_EXTENSIONS
 from botcore.engine import Engine, EngineConfig
 from botcore.events import DepthSnapshot, GatewayResult, MarketFrame, UserEvent
@@ -63,6 +70,8 @@ from botcore.replay import is_snapshot, iter_recording, shipped_recording
 from botcore.replay_adapter import ReplayAdapter
 
 SYM = "BTCUSDT"
+PAPER_YAML = Path(__file__).resolve().parent.parent / "config" / "paper.yaml"
+SETUPS = ("paper", "mm3", "touch")
 S = OrderStatus
 
 # The risk section of config/paper.yaml, less reconcile_guard (it needs the run's Reconciler), with
@@ -147,6 +156,10 @@ def build(setup: str, instruments: dict[str, Instrument]) -> tuple[list[Any], li
     if setup == "touch":
         return [TimedStrategy(Touch(instruments[SYM]))], []
     registry = collect_registry(get_plugin_manager())
+    if setup == "paper":
+        config = load_config(PAPER_YAML)
+        risk, _ = with_reconcile_guard(build_risk_chain(config, registry), registry)
+        return [TimedStrategy(s) for s in build_strategies(config, registry, instruments)], risk
     strategy = registry.strategies["marketmaker"]("mm", MM3_PARAMS, instruments)
     return [TimedStrategy(strategy)], build_risk_chain(config_from_text(RISK_YAML), registry)
 
@@ -251,18 +264,20 @@ def recording_clock(start_ns: int) -> tuple[Callable[[], int], Callable[[int], i
     """``(clock, stamp)``: recorded time plus the real time spent since the current frame was
     stamped. Latencies are real nanoseconds, while time windows (order-rate limits, requote
     intervals, data age) see the recording's pace rather than the bench's ~50x replay."""
-    base = [start_ns, now_ns()]
     mono = now_ns
+    offset = [start_ns - mono()]  # engine time = monotonic time + offset (one add per reading)
 
     def clock() -> int:
-        return base[0] + mono() - base[1]
+        return mono() + offset[0]
 
     def stamp(rec_ns: int) -> int:
         """A frame arrives: time jumps to its recorded time (never backwards: frames recorded in
         the same microsecond must not make the clock go back by the real time spent between)."""
-        now = clock()
-        base[0], base[1] = (rec_ns if rec_ns > now else now), mono()
-        return base[0]
+        m = mono()
+        now = m + offset[0]
+        t = rec_ns if rec_ns > now else now
+        offset[0] = t - m
+        return t
 
     return clock, stamp
 
@@ -274,14 +289,15 @@ def run_direct(
     strategies, risk = build(setup, inst)
     gw = InstantVenueGateway()
     clock, stamp = recording_clock(frames[0][0])
-    eng = Engine(inst, strategies, risk, gateway=gw, config=EngineConfig(), clock=clock)
+    cfg = EngineConfig()
+    eng = Engine(inst, strategies, risk, gateway=gw, config=cfg, clock=clock)
     proc = eng.process
     answer = gw.answer_all
     if freeze:
         gc.collect()
         gc.freeze()
         old = gc.get_threshold()
-        gc.set_threshold(50_000, 50, 100)
+        gc.set_threshold(getattr(cfg, "gc_gen0_threshold", 50_000), *old[1:])
     t0 = time.perf_counter()
     try:
         for i, (rec_ns, raw) in enumerate(frames):
@@ -313,14 +329,16 @@ def run_threaded(setup: str, frames: int) -> dict[str, float]:
     return _result(eng, elapsed, adapter.frames_sent)
 
 
-def measure(reps: int, n_frames: int, setups: list[str]) -> dict[str, dict[str, float]]:
-    frames, snap, snap_at = load(n_frames)
+def measure(
+    reps: int, n_frames: int | None, setups: list[str], threaded_frames: int = 10_000
+) -> dict[str, dict[str, float]]:
+    frames, snap, snap_at = load(n_frames or 10**9)
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(reps):
         for setup in setups:
             for mode in ("direct", "direct+freeze", "threaded"):
                 if mode == "threaded":
-                    r = run_threaded(setup, n_frames)
+                    r = run_threaded(setup, min(threaded_frames, len(frames)))
                 else:
                     r = run_direct(setup, frames, snap, snap_at, freeze=mode == "direct+freeze")
                 results.setdefault(f"{setup} {mode}", []).append(r)
@@ -332,24 +350,31 @@ def measure(reps: int, n_frames: int, setups: list[str]) -> dict[str, dict[str, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--frames", type=int, default=60_000)
-    ap.add_argument("--only", choices=("mm3", "touch"), default=None)
+    ap.add_argument("--frames", type=int, default=None, help="direct modes: first N frames (default: all)")
+    ap.add_argument("--threaded-frames", type=int, default=10_000)
+    ap.add_argument("--only", choices=SETUPS, default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    setups = [a.only] if a.only else ["mm3", "touch"]
+    setups = [a.only] if a.only else list(SETUPS)
     if a.child:
-        print(json.dumps(measure(a.reps, a.frames, setups)))
+        print(json.dumps(measure(a.reps, a.frames, setups, a.threaded_frames)))
         return
     if not USING_EXTENSIONS:
         print("note: the compiled core is not built; both columns use the pure twin", file=sys.stderr)
-    compiled = measure(a.reps, a.frames, setups)
+    compiled = measure(a.reps, a.frames, setups, a.threaded_frames)
     env = {**os.environ, "BOTCORE_NO_EXTENSIONS": "1"}
-    cmd = [sys.executable, __file__, "--child", "--reps", str(a.reps), "--frames", str(a.frames)]
+    cmd = [sys.executable, __file__, "--child", "--reps", str(a.reps), "--threaded-frames", str(a.threaded_frames)]
+    if a.frames:
+        cmd += ["--frames", str(a.frames)]
     if a.only:
         cmd += ["--only", a.only]
     child = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     pure = json.loads(child.stdout)
-    print(f"engine hot path, {a.frames} frames of BTCUSDT, median of {a.reps} reps (tick-to-order in us)")
+    span = f"first {a.frames}" if a.frames else "all"
+    print(
+        f"engine hot path, {span} frames of BTCUSDT (threaded: first {a.threaded_frames}), "
+        f"median of {a.reps} reps (tick-to-order in us)"
+    )
     print(f"{'setup / mode':<22} {'metric':<13} {'compiled':>10} {'pure':>10} {'pure/comp':>10}")
     for name in compiled:
         for metric in METRICS:

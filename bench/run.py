@@ -196,16 +196,23 @@ def section_book(plan: Plan) -> Section:
 
 def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[str, Any]:
     """bench_engine's ``direct`` (``frames`` of the capture, all by default) and ``threaded`` (the
-    first ``threaded_frames``: lock-step costs a thread hand-off per frame) modes of the full ``mm3``
-    setup, plus ``touch`` direct as the engine-alone reference; each ``reps`` times, medians."""
+    first ``threaded_frames``: lock-step costs a thread hand-off per frame) modes: ``paper`` (the
+    product: config/paper.yaml's strategy and risk chain) direct, the ``mm3`` stress setup direct
+    and threaded, plus ``touch`` direct as the engine-alone reference; each ``reps`` times, medians."""
     import statistics
 
     import bench_engine
 
     loaded, snap, snap_at = bench_engine.load(frames or 10**9)
     out: dict[str, Any] = {"frames": len(loaded), "threaded_frames": threaded_frames}
-    runs: dict[str, list[dict[str, float]]] = {"mm3 direct": [], "touch direct": [], "mm3 threaded": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "paper direct": [],
+        "mm3 direct": [],
+        "touch direct": [],
+        "mm3 threaded": [],
+    }
     for _ in range(max(1, reps)):
+        runs["paper direct"].append(bench_engine.run_direct("paper", loaded, snap, snap_at, False))
         runs["mm3 direct"].append(bench_engine.run_direct("mm3", loaded, snap, snap_at, False))
         runs["touch direct"].append(bench_engine.run_direct("touch", loaded, snap, snap_at, False))
         runs["mm3 threaded"].append(bench_engine.run_threaded("mm3", threaded_frames))
@@ -245,17 +252,22 @@ def section_engine(plan: Plan) -> Section:
 
     lockstep = f"engine thread + gateway + replay feed in lock-step, first {ours['threaded_frames']:,}"
     for mode, what in (
-        ("mm3 direct", f"engine on this thread, instant venue, {whole}"),
-        ("mm3 threaded", lockstep),
+        ("paper direct", f"config/paper.yaml (the product), engine on this thread, instant venue, {whole}"),
+        ("mm3 direct", f"mm3 stress, engine on this thread, instant venue, {whole}"),
+        ("mm3 threaded", f"mm3 stress, {lockstep}"),
     ):
         row(mode, "p50", f"tick-to-order p50, {what}", target=TARGET_P50_US)
         row(mode, "p99", f"tick-to-order p99, {what}", target=TARGET_P99_US)
         row(mode, "p99.9", f"tick-to-order p99.9, {what}")
-        row(mode, "us_per_frame", f"engine cost per recorded frame, {mode.split()[1]}", "us/frame")
-    row("mm3 direct", "on_top_p50", "strategy on_top alone when it requotes (p50), direct")
+        row(mode, "us_per_frame", f"engine cost per recorded frame, {mode}", "us/frame")
+    row("paper direct", "on_top_p50", "paper: strategy on_top alone when it requotes (p50), direct")
+    row("mm3 direct", "on_top_p50", "mm3: strategy on_top alone when it requotes (p50), direct")
     row("touch direct", "p50", "reference: tick-to-order p50, touch strategy, no risk chain, direct")
     orders = ours.get("mm3 direct", {}).get("orders", 0.0)
+    paper_orders = ours.get("paper direct", {}).get("orders", 0.0)
     sec.notes.append(
+        "paper = config/paper.yaml's strategy and whole risk chain (reconcile_guard and order-rate limits included), "
+        f"read from the file like `botcore run` builds them; {paper_orders:,.0f} orders in the direct replay. "
         "mm3 = the first-party market maker, 3 levels a side, requoting on every mid move, behind config/paper.yaml's "
         f"risk chain (bench_engine.build); {orders:,.0f} orders in the direct replay, sent as cancel-replace. "
         "touch = one bid and one ask at the touch, no risk checks: the engine's own cost."

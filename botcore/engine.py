@@ -32,6 +32,7 @@ resolved by querying the venue, never by resending it.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 import threading
@@ -140,6 +141,13 @@ class EngineConfig:
     """Handler exceptions tolerated before the engine stops itself."""
     debug_thread_check: bool = False
     """Assert that every mutation of books, positions and orders happens on the engine thread."""
+    gc_freeze: bool = True
+    """While ``run`` runs: everything allocated before it (config, plugins, books, instruments) is
+    moved out of the cyclic collector's reach (``gc.freeze()``), and the generation-0 threshold is
+    raised to ``gc_gen0_threshold``, so collections are rarer and only scan what the run allocates:
+    fewer pauses inside tick-to-order (see bench/bench_engine.py ``direct+freeze``). Undone when
+    ``run`` returns. Process-wide: with several engines, the first start and last stop decide."""
+    gc_gen0_threshold: int = 50_000
 
 
 class RiskLink(NamedTuple):
@@ -172,14 +180,18 @@ class OrderView(msgspec.Struct, frozen=True):
 class _BookView:
     """Read-only window on one book (``contracts.BookView``)."""
 
-    __slots__ = ("symbol", "_sync")
+    __slots__ = ("symbol", "_sync", "_top")
 
     def __init__(self, symbol: str, sync: BookSync) -> None:
         self.symbol = symbol
         self._sync = sync
+        self._top: BookTop | None = None  # the engine's own top while it quotes this book
 
     def top(self) -> BookTop | None:
         """The fused top of a trusted book; None while it is syncing."""
+        top = self._top
+        if top is not None:  # set only inside ``Engine._quote``: the book cannot change meanwhile
+            return top
         if not self._sync.trusted:
             return None
         bp, bq, ap, aq = self._sync.top()
@@ -200,8 +212,8 @@ class _Context:
         self.instruments: Mapping[str, Instrument] = MappingProxyType(dict(engine.instruments))
         self._views = {s: _BookView(s, sync) for s, sync in engine._syncs.items()}
         self._positions = engine._positions.view()
-        # (symbol, strategy) -> (views, [(order, status, cum_qty) they were made from])
-        self._order_views: dict[tuple[str, str], tuple[tuple[OrderView, ...], list[tuple[Any, ...]]]] = {}
+        # (symbol, strategy) -> [views, [(order, status, cum_qty) they were made from], tracker version]
+        self._order_views: dict[tuple[str, str], list[Any]] = {}
 
     def book(self, symbol: str) -> _BookView:
         return self._views[symbol]
@@ -212,16 +224,22 @@ class _Context:
 
     def live_orders(self, symbol: str, strategy: str) -> tuple[OrderView, ...]:
         """Read-only copies, rebuilt only when an order came, went, or changed status or filled
-        quantity (most ticks change nothing: the strategy asks on every one)."""
-        live = self._engine._tracker.live_map(symbol, strategy)
+        quantity (most ticks change nothing: the strategy asks on every one). The tracker's
+        ``version`` says in O(1) that no order changed at all; else the copies' sources are compared."""
+        tracker = self._engine._tracker
+        version = tracker.version
         key = (symbol, strategy)
         cached = self._order_views.get(key)
+        if cached is not None and cached[2] == version:
+            return cached[0]  # type: ignore[no-any-return]
+        live = tracker.live_map(symbol, strategy)
         if cached is not None and len(cached[1]) == len(live):
             for (o, status, cum), now in zip(cached[1], live.values(), strict=True):
                 if o is not now or o.status is not status or o.cum_qty is not cum:
                     break
             else:
-                return cached[0]
+                cached[2] = version
+                return cached[0]  # type: ignore[no-any-return]
         views = tuple(
             OrderView(
                 o.client_order_id,
@@ -237,7 +255,7 @@ class _Context:
             )
             for o in live.values()
         )
-        self._order_views[key] = (views, [(o, o.status, o.cum_qty) for o in live.values()])
+        self._order_views[key] = [views, [(o, o.status, o.cum_qty) for o in live.values()], version]
         return views
 
     def live_order_count(self, symbol: str | None = None) -> int:
@@ -535,6 +553,15 @@ class Engine:
     def run(self) -> str:
         """Process events on the calling thread until stopped; returns the stop reason."""
         self._bind_owner()
+        if self.config.gc_freeze:
+            _gc_hold(self.config.gc_gen0_threshold)
+        try:
+            return self._run()
+        finally:
+            if self.config.gc_freeze:
+                _gc_release()
+
+    def _run(self) -> str:
         self._running = True
         self._started_ns = self._clock()
         self._user_last_ns = self._user_last_ns or self._started_ns  # streams subscribed at start
@@ -721,20 +748,25 @@ class Engine:
         symbol = sync.symbol
         top = BookTop(symbol, bp, bq, ap, aq, sync.book.last_update_id)
         ctx = self.ctx
-        for strat in self._by_symbol[symbol]:
-            try:
-                quotes = strat.on_top(ctx, top)
-            except Exception:
-                self.counters.inc("strategy_errors")
-                log.exception("strategy %s failed in on_top", strat.name)
-                continue
-            if quotes is None:
-                continue
-            self.n_quotes += 1
-            if self._h.quotes_decided:
-                self.hooks.quotes_decided(strat.name, symbol, quotes)
-            self._last_quotes[(strat.name, symbol)] = quotes
-            self._apply_quotes(strat.name, symbol, quotes, recv_ns)
+        view = ctx._views[symbol]
+        view._top = top  # risk checks asking for this book get this very top (no rebuild)
+        try:
+            for strat in self._by_symbol[symbol]:
+                try:
+                    quotes = strat.on_top(ctx, top)
+                except Exception:
+                    self.counters.inc("strategy_errors")
+                    log.exception("strategy %s failed in on_top", strat.name)
+                    continue
+                if quotes is None:
+                    continue
+                self.n_quotes += 1
+                if self._h.quotes_decided:
+                    self.hooks.quotes_decided(strat.name, symbol, quotes)
+                self._last_quotes[(strat.name, symbol)] = quotes
+                self._apply_quotes(strat.name, symbol, quotes, recv_ns)
+        finally:
+            view._top = None
 
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
         live = self._tracker.live_map(symbol, strategy)
@@ -1454,6 +1486,36 @@ class Engine:
 
     def is_quoting(self, symbol: str) -> bool:
         return self._quoting.get(symbol, False)
+
+
+_gc_lock = threading.Lock()
+_gc_state: list[Any] = [0, None]  # [engines running with gc_freeze, thresholds before the first]
+
+
+def _gc_hold(gen0: int) -> None:
+    """First engine to start: freeze what exists and raise gen-0. No collection first: a full one
+    costs tens of ms in a large process and would delay the first events; what little garbage
+    gets frozen with the rest is collected once ``_gc_release`` thaws it."""
+    with _gc_lock:
+        _gc_state[0] += 1
+        if _gc_state[0] > 1:
+            return
+        _gc_state[1] = gc.get_threshold()
+        gc.freeze()
+        if gen0 > 0:
+            gc.set_threshold(gen0, *_gc_state[1][1:])
+
+
+def _gc_release() -> None:
+    """Last engine to stop: thaw the frozen objects and restore the thresholds."""
+    with _gc_lock:
+        _gc_state[0] -= 1
+        if _gc_state[0] > 0:
+            return
+        gc.unfreeze()
+        if _gc_state[1] is not None:
+            gc.set_threshold(*_gc_state[1])
+            _gc_state[1] = None
 
 
 def _set_clock_skew(engine: Engine, payload: dict[str, Any]) -> None:

@@ -1719,3 +1719,59 @@ def test_live_order_views_are_reused_until_an_order_changes() -> None:
     eng.process(report(bid.client_order_id, S.FILLED, "TRADE", cum="0.001", last="0.0006", trade_id=2))
     assert [v.client_order_id for v in ctx.live_orders(SYM, "mm")] == [ask.client_order_id]
     assert ctx.live_orders(SYM, "other") == ()
+
+
+# ------------------------------------------------------------------------------------------------
+# Hot-path helpers: the top lent to risk checks, the collector around ``run``
+# ------------------------------------------------------------------------------------------------
+
+
+class TopProbe:
+    """A risk check that records what ``ctx.book(SYM).top()`` gives while an order is checked."""
+
+    name = "probe"
+
+    def __init__(self) -> None:
+        self.tops: list[BookTop | None] = []
+
+    def check(self, order: OrderRequest, ctx: Any) -> str | None:
+        self.tops.append(ctx.book(SYM).top())
+        return None
+
+
+def test_risk_checks_see_the_very_top_the_strategy_quoted_and_a_fresh_one_afterwards() -> None:
+    probe = TopProbe()
+    strat = Quoter()
+    eng, gw, clock = make([strat], [probe])
+    go_live(eng)
+    assert len(probe.tops) == 2 and all(t is strat.tops[-1] for t in probe.tops)  # no rebuilt copy
+    after = eng.ctx.book(SYM).top()
+    assert after == strat.tops[-1] and after is not strat.tops[-1]  # outside a tick: built afresh
+    frame(eng, ticker(104, "100.50", "100.70"), clock)
+    top = strat.tops[-1]
+    assert (top.bid_price, top.ask_price) == (10050, 10070)
+    assert probe.tops[-1] is top and eng.ctx.book(SYM).top() == top
+    eng.process(StreamStatus("market", False, "reconnect", 0))  # untrusted: no top at all
+    assert eng.ctx.book(SYM).top() is None
+
+
+def test_run_freezes_the_collector_and_restores_it_on_return() -> None:
+    import gc
+
+    seen: list[tuple[int, tuple[int, ...]]] = []
+    before = gc.get_threshold()
+    eng, _, _ = make(gc_gen0_threshold=12_345)
+    eng.on_job("probe", lambda e, p: seen.append((gc.get_freeze_count(), gc.get_threshold())))
+    eng.put(JobRequest("probe"))
+    eng.put(Stop("done"))
+    assert eng.run() == "done"
+    assert seen and seen[0][0] > 0 and seen[0][1] == (12_345, *before[1:])
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+    seen.clear()
+    eng, _, _ = make(gc_freeze=False)
+    eng.on_job("probe", lambda e, p: seen.append((gc.get_freeze_count(), gc.get_threshold())))
+    eng.put(JobRequest("probe"))
+    eng.put(Stop("done"))
+    eng.run()
+    assert seen == [(0, before)]

@@ -347,3 +347,33 @@ def test_owner_check_runs_on_every_mutation() -> None:
     th.start()
     th.join()
     assert errors and t.get(cid).status is S.NEW  # type: ignore[union-attr]
+
+
+def test_version_moves_exactly_when_a_live_order_comes_goes_or_changes() -> None:
+    """Readers cache what they derive from the live orders under ``version``: it must move on every
+    change they could see (new order, status, filled quantity, retirement) and only then."""
+    t = OrderTracker()
+    v0 = t.version
+    cid = t.track(_order()).client_order_id
+    v1 = t.version
+    assert v1 > v0
+    t.on_outcome(_outcome(cid, S.NEW))
+    v2 = t.version
+    assert v2 > v1
+    assert t.on_outcome(_outcome(cid, S.NEW)) == DUPLICATE and t.version == v2
+    assert t.on_outcome(_outcome(cid, S.PENDING_NEW)) == DUPLICATE and t.version == v2
+    t.on_report(_report(cid, S.PARTIALLY_FILLED, "0.4", "TRADE"))
+    v3 = t.version
+    assert v3 > v2
+    assert t.on_report(_report(cid, S.NEW)) == STALE and t.version == v3  # stale ack: nothing changed
+    assert t.request_cancel(cid)
+    v4 = t.version
+    assert v4 > v3
+    assert t.on_report(_report(cid, S.PARTIALLY_FILLED, "0.6", "TRADE")) == APPLIED  # fill during cancel
+    v5 = t.version
+    assert v5 > v4 and t.get(cid).status is S.PENDING_CANCEL  # type: ignore[union-attr]
+    t.on_report(_report(cid, S.CANCELED, "0.6", "CANCELED"))
+    assert t.version > v5 and t.live_count() == 0
+    v6 = t.version
+    t.on_report(_report(cid, S.CANCELED, "0.6", "CANCELED"))  # a duplicate for a retired order
+    assert t.version == v6

@@ -249,3 +249,23 @@ def test_price_band_follows_the_mid_and_the_instrument() -> None:
     reason = check.check(order(BUY, "0.001", "599000.0"), ctx)  # mid 599000.0 in 0.1 ticks
     assert reason is None
     assert check.check(order(BUY, "0.001", "59900.00"), ctx) is not None
+
+
+def test_a_subclass_overriding_check_keeps_its_override() -> None:
+    """Without a symbol filter ``check`` is bound straight to ``evaluate`` (one call less per order);
+    a subclass with its own ``check`` must still be called through it."""
+
+    class Audited(MaxOrderNotionalCheck):
+        seen: list[str] = []
+
+        def check(self, order: Any, ctx: Any) -> str | None:
+            self.seen.append(order.client_order_id)
+            return super().check(order, ctx)
+
+    plain_check = MaxOrderNotionalCheck.from_params({"max_notional": "10"})
+    audited = Audited.from_params({"max_notional": "10"})
+    o = order(qty="0.001", price="60000.00")  # 60 USDT > 10
+    assert plain_check.check(o, RiskCtx()) is not None
+    assert audited.check(o, RiskCtx()) is not None and Audited.seen == ["cid-1"]
+    filtered = MaxOrderNotionalCheck.from_params({"max_notional": "10", "symbols": ["ETHUSDT"]})
+    assert filtered.check(o, RiskCtx()) is None  # the symbol filter still applies

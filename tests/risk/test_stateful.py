@@ -296,3 +296,34 @@ def test_daily_loss_manual_resume() -> None:
     assert check.halted(ctx) is None  # loss counted from the resume: exactly 50
     _btc_at(ctx, "59849.99")
     assert check.halted(ctx) is not None
+
+
+def _reference_rate(sent: list[int], now: int, per_second: int | None, per_10s: int) -> str | None:
+    """The windows counted the slow way (every send time compared), as the check once did."""
+    n10 = sum(1 for t in sent if t > now - 10 * S)
+    if n10 + 1 > per_10s:
+        return "per 10 s"
+    if per_second is not None and sum(1 for t in sent if t > now - S) + 1 > per_second:
+        return "per second"
+    return None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_order_rate_windows_match_a_brute_force_count(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    check = OrderRateCheck.from_params({"per_second": 4, "per_10s": 20})
+    ctx = RiskCtx()
+    sent: list[int] = []
+    now = 0
+    for _ in range(2000):
+        now += rng.choice((0, 1, S // 50, S // 7, S // 3, 2 * S))  # bursts, same-instant sends, lulls
+        want = _reference_rate(sent, now, 4, 20)
+        got = _send(check, ctx, now)
+        assert (got is None) == (want is None), (now, got, want)
+        if got is not None:
+            assert want is not None and want in got
+        else:
+            sent.append(now)
+    assert check.count(now, 10 * S) == sum(1 for t in sent if t > now - 10 * S)

@@ -43,6 +43,12 @@ log = logging.getLogger("botcore.risk")
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
 NS_PER_DAY = 86_400 * NS_PER_S
+_BUY = Side.BUY  # enum member access is a descriptor call on Python 3.11: read it once
+
+
+def _sign(side: Side) -> int:
+    """``side.sign`` without the property's own ``Side.BUY`` lookup."""
+    return 1 if side is _BUY else -1
 
 
 def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
@@ -56,31 +62,40 @@ def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
         return None
     if top is None or top.bid_price <= 0 or top.ask_price <= 0:
         return None
-    mid2 = top.mid2
-    last_inst, last_mid2, last_mid = _last_mid[0]  # one read: another engine thread may replace it
-    if last_inst is inst and last_mid2 == mid2:
-        return last_mid
-    mid = inst.ticks_to_price(mid2) / 2
-    _last_mid[0] = (inst, mid2, mid)  # holds inst: its id cannot be reused meanwhile
+    mid2 = top.bid_price + top.ask_price
+    last_inst, last_mid2, last_mid, precision = _last_mid[0]  # one read: another thread may replace it
+    if last_inst is inst:
+        if last_mid2 == mid2:
+            return last_mid
+    else:
+        precision = inst.price_precision
+    mid = Decimal(mid2).scaleb(-precision) / 2  # = inst.ticks_to_price(mid2) / 2
+    _last_mid[0] = (inst, mid2, mid, precision)  # holds inst: its id cannot be reused meanwhile
     return mid
 
 
-_last_mid: list[tuple[Any, int, Decimal]] = [(None, 0, ZERO)]
-"""(instrument, mid2, mid) of the last ``_mid``: the orders of one requote are all checked against
-the same top, and ticks_to_price (which re-derives the precision from tickSize) costs more than
-the rest of the check. Instrument is immutable, so the same object and mid2 give the same mid."""
+_last_mid: list[tuple[Any, int, Decimal, int]] = [(None, 0, ZERO, 0)]
+"""(instrument, mid2, mid, price precision) of the last ``_mid``: the orders of one requote are
+all checked against the same top, and ``price_precision`` (re-derived from tickSize on every read)
+costs more than the rest of the check. Instrument is immutable, so the same object gives the same
+precision, and with the same mid2 the same mid."""
 
 
 def _open_qty(ctx: StrategyContext, order: OrderRequest) -> Decimal:
     """Remaining qty of this strategy's live orders on the order's symbol and side."""
     total = ZERO
+    want = order.side
     for o in ctx.live_orders(order.symbol, order.strategy):
-        side = o.side if isinstance(o.side, Side) else Side(str(o.side))
-        if side is order.side:
+        side = o.side
+        if side.__class__ is not Side:
+            side = Side(str(side))
+        if side is want:
             rem = getattr(o, "remaining", None)
-            total += (
-                Decimal(rem) if rem is not None else Decimal(o.qty) - Decimal(getattr(o, "cum_qty", ZERO))
-            )
+            if rem is None:
+                rem = Decimal(o.qty) - Decimal(getattr(o, "cum_qty", ZERO))
+            elif rem.__class__ is not Decimal:
+                rem = Decimal(rem)
+            total += rem
     return total
 
 
@@ -90,9 +105,10 @@ def _position_before_after(
     """Position (base units) before and after ``order`` fills, optionally counting the strategy's
     live orders on the same side as already filled (the worst case the exposure checks judge)."""
     pos = ctx.positions.position(order.symbol)
+    sign = _sign(order.side)
     if include_open:
-        pos += order.side.sign * _open_qty(ctx, order)
-    return pos, pos + order.side.sign * order.qty
+        pos += sign * _open_qty(ctx, order)
+    return pos, pos + sign * order.qty
 
 
 def _ms(ns: int) -> str:
@@ -115,6 +131,9 @@ class BasicCheck:
         self.name: str = self.kind
         self.shadow: bool = False
         self._symbols = frozenset(params.symbols) if params.symbols else None
+        if self._symbols is None and type(self).check is BasicCheck.check:
+            # No symbol filter: ``check`` is ``evaluate`` (one call less per check and order).
+            self.check = self.evaluate  # type: ignore[method-assign]
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> BasicCheck:
@@ -244,27 +263,30 @@ class OrderRateCheck(BasicCheck):
         self.per_second = p.per_second
         self.per_10s = min(p.per_10s or p.exchange_orders_per_10s, p.exchange_orders_per_10s)
         self._sent: deque[int] = deque()
+        self._sent_1s: deque[int] = deque()  # the tail of ``_sent`` within the last second
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        """O(1) amortised: each send time enters and leaves each window's deque once."""
         now = ctx.now_ns()
         sent = self._sent
         horizon = now - 10 * NS_PER_S
         while sent and sent[0] <= horizon:
             sent.popleft()
+        per_second = self.per_second
+        recent = self._sent_1s
+        if per_second is not None:
+            last_second = now - NS_PER_S
+            while recent and recent[0] <= last_second:
+                recent.popleft()
         reason = None
         if len(sent) + 1 > self.per_10s:
             reason = f"{len(sent)} orders in the last 10 s: one more exceeds {self.per_10s} per 10 s"
-        elif self.per_second is not None:
-            last_second = now - NS_PER_S
-            n1 = 0
-            for t in reversed(sent):
-                if t <= last_second:
-                    break
-                n1 += 1
-            if n1 + 1 > self.per_second:
-                reason = f"{n1} orders in the last 1 s: one more exceeds {self.per_second} per second"
+        elif per_second is not None and len(recent) + 1 > per_second:
+            reason = f"{len(recent)} orders in the last 1 s: one more exceeds {per_second} per second"
         if reason is None or self.shadow:
             sent.append(now)
+            if per_second is not None:
+                recent.append(now)
         return reason
 
     def count(self, now_ns: int, window_ns: int) -> int:
