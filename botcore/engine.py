@@ -543,6 +543,27 @@ class Engine:
         now_ms = time.time_ns() // 1_000_000
         return list(self._positions.apply_snapshot(snapshot, now_ms))
 
+    def carry_fills(self, fills: Iterable[Fill]) -> int:
+        """Start-up (restart recovery after a crash): continue the interrupted session's position
+        and the stateful risk checks' equity (drawdown, daily loss) from its fills, so a bot that
+        keeps crashing cannot escape its inventory or loss limits. Returns the fills new to the
+        position cache; checks see each fill once (they de-duplicate by trade id)."""
+        if self._running:
+            raise RuntimeError("carry_fills is for start-up, before the engine runs")
+        ctx = self.ctx
+        carried = 0
+        for fill in fills:
+            if fill.symbol not in self.instruments:
+                continue
+            if self._positions.apply_fill(fill):
+                carried += 1
+            for link in self._fill_watchers:
+                try:
+                    link.check.on_fill(fill, ctx)  # type: ignore[attr-defined]
+                except Exception:
+                    log.exception("risk check %s failed in on_fill", link.name)
+        return carried
+
     def on_job(self, name: str, handler: Callable[[Engine, dict[str, Any]], None]) -> None:
         """Register a handler for ``JobRequest(name)`` events (runs on the engine thread)."""
         self._job_handlers[name] = handler

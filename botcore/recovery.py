@@ -23,7 +23,8 @@ applies a plan to an engine that is built but not started, through its public AP
 A run that did not end cleanly (crash, SIGKILL) is *continued*: its position, cost basis,
 realized PnL and fees are rebuilt from the fills journaled by it (and by the unclean runs it
 continued itself) plus the fills the crash lost, so inventory limits and skew see the inventory
-the bot really holds. After a clean exit a new run starts flat, as documented for the position
+the bot really holds, and the stateful risk checks (drawdown, daily loss) the session's equity
+(``Engine.carry_fills``): a bot that keeps crashing cannot reset its kill switches. After a clean exit a new run starts flat, as documented for the position
 cache ("since start"). ``apply_plan`` ends with one log line, ``recovery: state before quoting:``
 and a JSON object (tracked orders, balances, positions): what the engine starts from, written
 before it can send anything, for operators and end-to-end tests to hold against the venue.
@@ -409,7 +410,7 @@ def apply_plan(
         )
     carry = plan.carried + plan.fills if plan.continued else ()
     positions = engine.positions
-    carried = sum(1 for f in carry if f.symbol in engine.instruments and positions.apply_fill(f))
+    carried = engine.carry_fills(carry)
     if journal is not None:
         for r in plan.resolved:
             journal.resolve_order(r.order.run, r.order.client_order_id, r.status, r.order_id)

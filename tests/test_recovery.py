@@ -369,6 +369,29 @@ def test_an_interrupted_session_is_continued_with_its_position(
     }
 
 
+def test_the_loss_limits_continue_the_interrupted_session(tmp_path: Path) -> None:
+    """A bot that crashes after losing must not come back with its kill switches at zero."""
+    from botcore_risk_basic.checks import DailyLossCheck, DrawdownCheck
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as j:  # bought 1 at 100, sold it at 40: -60 USDT, then SIGKILL
+        j.start_run(name="mm", run_id="r1", id_prefix="bcr1-")
+        j.record_fill(Fill(SYM, "bcr1-1", 1, 1, Side.BUY, D("100"), D("1"), D("0"), "USDT", True, NOW))
+        j.record_fill(Fill(SYM, "bcr1-2", 2, 2, Side.SELL, D("40"), D("1"), D("0"), "USDT", True, NOW))
+    plan = recover(Journal.load(path), Venue(), "cancel", symbols=[SYM], now_ms=lambda: NOW)
+    drawdown = DrawdownCheck.from_params({"max_drawdown": "50"})
+    daily = DailyLossCheck(DailyLossCheck.params_model(max_daily_loss=D("50")), wall_clock=lambda: NOW * 1_000_000)
+    eng = Engine({SYM: INST}, [Strategy()], [drawdown, daily], gateway=Gateway(), run_id="r2")
+    apply_plan(plan, eng)
+    assert eng.positions.realized_pnl(SYM) == D("-60")
+    assert "drawdown 60" in (drawdown.halted(eng.ctx) or "")
+    assert "loss 60" in (daily.halted(eng.ctx) or "")
+    again = Engine({SYM: INST}, [Strategy()], [], gateway=Gateway(), run_id="r3")
+    again.process(JobRequest("noop"))
+    with pytest.raises(RuntimeError):  # carrying is for start-up only
+        again.carry_fills(plan.carried)
+
+
 def test_after_a_clean_exit_a_run_starts_flat(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     three_runs(path, last_ends=True)
