@@ -176,6 +176,9 @@ def botcore_order_submit(order: OrderRequest) -> None:
 def botcore_order_submitted(order: OrderRequest) -> None:
     """An order was tracked and handed to the gateway (it is not acknowledged yet).
 
+    Called once every order of the same decision has been handed over (a requote's orders leave
+    back to back), so slow work here (the journal's write) never delays the next order.
+
     :param order: the order, with its deterministic client order id.
     """
 

@@ -677,6 +677,22 @@ def test_plugin_hooks_around_the_order_path() -> None:
     assert [r.status for r in strat.updates] == [S.PARTIALLY_FILLED, S.CANCELED]
 
 
+def test_order_submitted_hooks_run_after_every_order_of_the_tick_left() -> None:
+    """The journal's write in ``order_submitted`` must not delay the tick's next order."""
+    eng, gw, clock, rec, strat = hooked()
+    go_live(eng)
+    kinds = [k for k, _ in rec.calls if k in ("check", "submit-wrapped", "submitted")]
+    assert kinds == ["check", "submit-wrapped", "check", "submit-wrapped", "submitted", "submitted"]
+    assert rec.of("submitted") == [o.client_order_id for o in gw.submitted]
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.50", "102.00"), clock)  # both quotes move: two replaces
+    assert len(gw.replaces) == 2
+    tail = [k for k, _ in rec.calls if k in ("check", "submit-wrapped", "submitted")][6:]
+    assert tail == ["check", "submit-wrapped", "check", "submit-wrapped", "submitted", "submitted"]
+    assert rec.of("submitted")[2:] == [new.client_order_id for _, new in gw.replaces]
+
+
 def test_order_submit_hook_failure_before_hand_off_means_not_sent() -> None:
     class Broken:
         @hookimpl
