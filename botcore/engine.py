@@ -447,6 +447,10 @@ class Engine:
 
         # --- metrics (engine thread writes; status() publishes copies) -------------------------
         self.tick_to_order = LatencyHistogram()
+        # The part of tick-to-order before the strategy runs: the frame waiting in the queue (reader
+        # thread -> engine thread) plus the book update. The rest is the engine's decision path.
+        self.tick_wait = LatencyHistogram()
+        self._decide_ns = 0
         self.counters = Counters()
         self.vetoes = Counters()
         self.shadow_vetoes = Counters()
@@ -763,6 +767,7 @@ class Engine:
         return route
 
     def _quote(self, sync: BookSync, recv_ns: int) -> None:
+        self._decide_ns = self._clock()
         bp, bq, ap, aq = sync.top()
         if bp <= 0 or ap <= 0 or bp >= ap:
             self.counters.inc("crossed_or_empty_tops")
@@ -933,6 +938,7 @@ class Engine:
             self._handoff_ns = self._clock()
         if recv_ns:
             self.tick_to_order.record(self._handoff_ns - recv_ns)
+            self.tick_wait.record(self._decide_ns - recv_ns)
         self.n_orders += 1
         if self._h.order_submitted:
             self._submitted_out(order)
@@ -982,6 +988,7 @@ class Engine:
             self._handoff_ns = self._clock()
         if recv_ns:
             self.tick_to_order.record(self._handoff_ns - recv_ns)
+            self.tick_wait.record(self._decide_ns - recv_ns)
         self.n_orders += 1
         self.n_cancels += 1
         self.n_replaces += 1

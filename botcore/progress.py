@@ -271,6 +271,12 @@ def run_summary(
             f"  tick-to-order: n={hist.count} p50={hist.percentile(50):.1f}us p99={hist.percentile(99):.1f}us "
             f"p99.9={hist.percentile(99.9):.1f}us max={hist.max_ns / 1000:.1f}us"
         )
+        wait = getattr(engine, "tick_wait", None)
+        if wait is not None and getattr(wait, "count", 0):
+            lines.append(
+                f"    of which before the strategy ran (queue to the engine thread, book update): "
+                f"p50={wait.percentile(50):.1f}us p99={wait.percentile(99):.1f}us"
+            )
     else:
         lat = st.get("latency_us") or {}
         if lat.get("count"):

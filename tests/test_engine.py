@@ -693,6 +693,18 @@ def test_order_submitted_hooks_run_after_every_order_of_the_tick_left() -> None:
     assert rec.of("submitted")[2:] == [new.client_order_id for _, new in gw.replaces]
 
 
+def test_tick_wait_is_the_part_of_tick_to_order_before_the_strategy() -> None:
+    eng, gw, clock, rec, strat = hooked()
+    go_live(eng)  # frames stamped 0: not timed
+    assert eng.tick_to_order.count == 0 and eng.tick_wait.count == 0
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.50", "102.00"), clock, age_ns=7_000)  # waited 7 µs in the queue
+    assert eng.tick_wait.count == eng.tick_to_order.count == 2
+    assert eng.tick_wait.min_ns == eng.tick_wait.max_ns == 7_000  # the fake clock stands still
+    assert eng.tick_to_order.min_ns >= 7_000
+
+
 def test_order_submit_hook_failure_before_hand_off_means_not_sent() -> None:
     class Broken:
         @hookimpl
