@@ -274,7 +274,7 @@ def run_summary(
         wait = getattr(engine, "tick_wait", None)
         if wait is not None and getattr(wait, "count", 0):
             lines.append(
-                f"    of which before the strategy ran (queue to the engine thread, book update): "
+                f"    of which before the strategy ran, queued for the engine thread + book update: "
                 f"p50={wait.percentile(50):.1f}us p99={wait.percentile(99):.1f}us"
             )
     else:
