@@ -141,3 +141,58 @@ def test_run_now_and_next_run() -> None:
     finally:
         sched.shutdown()
     assert sched.next_run("nope") is None
+
+
+class FakeDatetime(datetime):
+    """``datetime`` whose ``now()`` is the test's clock (patched into APScheduler and botcore)."""
+
+    current = START
+
+    @classmethod
+    def now(cls, tz: Any = None) -> FakeDatetime:  # type: ignore[override]
+        return cls.current if tz is None else cls.current.astimezone(tz)  # type: ignore[return-value]
+
+
+def test_schedules_from_config_fire_as_declared_on_a_controlled_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real APScheduler loop, driven by a clock the test moves: a 30 s interval and a
+    once-a-minute cron from YAML run exactly at their declared times, and nowhere else."""
+    import apscheduler.executors.base as aps_executors
+    import apscheduler.schedulers.base as aps_base
+
+    import botcore.scheduler as botcore_scheduler
+
+    for module in (aps_base, aps_executors, botcore_scheduler):
+        monkeypatch.setattr(module, "datetime", FakeDatetime)
+    FakeDatetime.current = START  # 12:03:10 UTC
+    cfg = config_from_text(
+        """
+exchange: {name: x, mode: paper, symbols: [BTCUSDT]}
+schedules:
+  - {name: light, job: tick, every: 30s}
+  - {name: full, job: tick, cron: "*/1 * * * *"}
+"""
+    )
+    ran: list[tuple[str, datetime]] = []
+    lock = threading.Lock()
+
+    def tick(h: Any, params: dict[str, Any]) -> None:
+        with lock:
+            ran.append((threading.current_thread().name, FakeDatetime.current))
+
+    sched = Scheduler(cfg.schedules, {"tick": tick}, object())
+    sched.start()
+    try:
+        for _ in range(18):  # three minutes in 10 s steps
+            FakeDatetime.current += timedelta(seconds=10)
+            before = len(sched.history())
+            due = sum(1 for s in ("light", "full") if (nr := sched.next_run(s)) and nr <= FakeDatetime.current)
+            sched._sched.wakeup()
+            deadline = time.monotonic() + 5
+            while len(sched.history()) < before + due and time.monotonic() < deadline:
+                time.sleep(0.005)
+    finally:
+        sched.shutdown()
+    fired = {name: [r.start for r in sched.history(name)] for name in ("light", "full")}
+    assert fired["light"] == [START + timedelta(seconds=30 * k) for k in range(1, 7)]  # 12:03:40 ... 12:06:10
+    assert fired["full"] == [datetime(2024, 8, 8, 12, m, tzinfo=UTC) for m in (4, 5, 6)]
+    assert len(ran) == 9 and all(name.startswith("botcore-job") for name, _ in ran)
