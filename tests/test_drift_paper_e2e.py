@@ -26,6 +26,7 @@ import pytest
 from botcore_exchange_binance import plugin as binance_plugin
 from botcore_exchange_paper.config import PaperConfig
 from botcore_exchange_paper.embedded import EmbeddedPaper, start_embedded
+from e2e_support import wait
 
 from botcore import builtin_services, hookimpl
 from botcore.app import build_risk_chain, with_reconcile_guard
@@ -88,21 +89,6 @@ class DriftRecorder:
     def drifts(self) -> list[Drift]:
         with self.lock:
             return [d for _, ds in self.reports for d in ds]
-
-
-def wait(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        try:
-            last = pred()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})")
 
 
 class Bot:

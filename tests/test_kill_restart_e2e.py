@@ -27,12 +27,10 @@ bot never has more orders resting than the strategy's cap, nor two at the same s
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
 import threading
@@ -45,6 +43,7 @@ from typing import Any
 import pytest
 from botcore_exchange_paper.config import AccountSpec, PaperConfig
 from botcore_exchange_paper.embedded import EmbeddedPaper, start_embedded
+from e2e_support import Proc
 
 from botcore.journal import Journal
 
@@ -207,55 +206,12 @@ def exchange() -> Iterator[tuple[EmbeddedPaper, Tap, Market]]:
 # ------------------------------------------------------------------------------------------------
 
 
-class Bot:
-    """``python -m botcore run CONFIG``; merged stdout/stderr collected line by line on a thread."""
-
-    def __init__(self, config: Path, cwd: Path) -> None:
-        self.p = subprocess.Popen(
-            [sys.executable, "-m", "botcore", "run", str(config)],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "KR_KEY": KEY, "KR_SECRET": SECRET},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_line(self, needle: str, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for line in self.lines[:]:
-                if needle in line:
-                    return line
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no line with {needle!r} (exit {self.p.poll()}):\n{self.text[-4000:]}")
-
-    def finish(self, timeout: float) -> int:
-        code = self.p.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(10)
+def start_bot(config: Path, cwd: Path) -> Proc:
+    """``python -m botcore run CONFIG`` with the exchange's key and secret in its environment."""
+    return Proc([sys.executable, "-m", "botcore", "run", str(config)], cwd, env={"KR_KEY": KEY, "KR_SECRET": SECRET})
 
 
-def wait_until(pred: Callable[[], Any], timeout: float, what: str, bot: Bot) -> None:
+def wait_until(pred: Callable[[], Any], timeout: float, what: str, bot: Proc) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
@@ -315,7 +271,7 @@ def test_sigkill_then_restart_recovers_the_venue_state_before_quoting(
 
     # 1. trade, then SIGKILL at a random point ------------------------------------------------------
     market.resume()
-    first = Bot(config, tmp_path)
+    first = start_bot(config, tmp_path)
     try:
         wait_until(
             lambda: tap.fills and len(paper.call(tap.open_orders)) == CAP,
@@ -342,7 +298,7 @@ def test_sigkill_then_restart_recovers_the_venue_state_before_quoting(
     n_actions = len(tap.actions)
 
     # 2. restart: recovery, and the state it starts from ---------------------------------------------
-    second = Bot(config, tmp_path)
+    second = start_bot(config, tmp_path)
     try:
         line = second.wait_line(STATE_LINE, 30)
         second.wait_line("botcore: running", 10)

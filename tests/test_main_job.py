@@ -16,16 +16,14 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from e2e_support import Proc
 
 from botcore.journal import TERMINAL_STATUSES
 from botcore.replay import shipped_recording
@@ -54,58 +52,6 @@ schedules:
 """
 
 LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via $http_proxy
-
-
-class Proc:
-    """A child process whose merged stdout/stderr is collected line by line on a thread."""
-
-    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.p = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> str:
-        """The first output line satisfying ``predicate``; fails with the output so far."""
-        end = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < end:
-            lines = self.lines[:]
-            for line in lines[seen:]:
-                if predicate(line):
-                    return line
-            seen = len(lines)
-            if self.p.poll() is not None and len(self.lines) == seen:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no such line within {timeout}s (exit {self.p.poll()}):\n{self.text[-4000:]}")
-
-    def finish(self, timeout: float) -> int:
-        code = self.p.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(10)
 
 
 def _bot(config: Path, cwd: Path) -> Proc:

@@ -8,23 +8,14 @@ stream stalls it stops quoting (its orders leave the book) until the stream is t
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from botcore_exchange_binance import plugin as binance_plugin
 from botcore_exchange_paper.config import PaperConfig
-from botcore_exchange_paper.embedded import EmbeddedPaper, start_embedded
-from botcore_risk_basic import plugin as risk_plugin
-from botcore_strategy_marketmaker import plugin as mm_plugin
-
-from botcore.app import build_risk_chain, build_strategies
-from botcore.config import config_from_dict
-from botcore.engine import Engine
-from botcore.plugins import Hooks, collect_registry, get_plugin_manager
+from botcore_exchange_paper.embedded import start_embedded
+from e2e_support import PaperBot, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -64,72 +55,29 @@ class ExchangeSideWatch:
         self.max_abs_position = max(self.max_abs_position, abs(self._btc() - self.start_btc))
 
 
-def wait(pred: Callable[[], Any], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not reached in {timeout}s")
-
-
-class Bot:
-    def __init__(self, paper: EmbeddedPaper) -> None:
-        self.paper = paper
-        config = config_from_dict({
-            "exchange": {"name": "binance", "mode": "paper", "symbols": [SYMBOL], "options": {
-                "stall_timeout_s": 1.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}},
-            "strategies": [{"name": "mm", "type": "marketmaker", "params": {
-                "amount": "0.002", "bid_distance": "join", "ask_distance": "join", "levels": 1,
-                "post_only": True, "requote_tolerance_bps": "0.2", "min_requote_interval": 0.05,
-                "max_position": str(MAX_POSITION)}}],
-            "risk": {"checks": [
-                {"type": "max_order_notional", "params": {"max_notional": "500"}},
-                {"type": "price_band", "params": {"max_bps": 50}},
-                {"type": "stale_data", "params": {"max_book_age": "5s", "max_user_silence": "120s"}},
-            ]},
-        })
-        pm = get_plugin_manager(load_entrypoints=False, extra=[binance_plugin, mm_plugin, risk_plugin])
-        registry = collect_registry(pm)
-        self.adapter = registry.exchanges["binance"](config, paper.endpoints())
-        instruments = self.adapter.exchange_info([SYMBOL])
-        strategies = build_strategies(config, registry, instruments)
-        self.cap = strategies[0].max_live_orders
-        risk = build_risk_chain(config, registry)
-        self.engine = Engine(instruments, strategies, risk, adapter=self.adapter, hooks=Hooks(pm), run_id="mme2e")
-        self.engine.load_snapshot(self.adapter.account_snapshot())
-        self.market_on = threading.Event()
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, daemon=True)
-
-    def _tick(self) -> None:
-        """Replay the recording in small steps (fast, but slow enough for the bot to react)."""
-        while not self._stop.is_set():
-            if self.market_on.wait(0.05):
-                self.paper.step(5)
-                time.sleep(0.004)
-
-    def start(self) -> None:
-        self.engine.start()
-        self.adapter.start(self.engine, [SYMBOL])
-        self._ticker.start()
-        self.market_on.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._ticker.join(2)
-        self.engine.stop("test done")
-        self.engine.join(15)
-        self.adapter.stop()
+def config() -> dict[str, Any]:
+    return {
+        "exchange": {"name": "binance", "mode": "paper", "symbols": [SYMBOL], "options": {
+            "stall_timeout_s": 1.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}},
+        "strategies": [{"name": "mm", "type": "marketmaker", "params": {
+            "amount": "0.002", "bid_distance": "join", "ask_distance": "join", "levels": 1,
+            "post_only": True, "requote_tolerance_bps": "0.2", "min_requote_interval": 0.05,
+            "max_position": str(MAX_POSITION)}}],
+        "risk": {"checks": [
+            {"type": "max_order_notional", "params": {"max_notional": "500"}},
+            {"type": "price_band", "params": {"max_bps": 50}},
+            {"type": "stale_data", "params": {"max_book_age": "5s", "max_user_silence": "120s"}},
+        ]},
+    }
 
 
 @pytest.fixture
-def bot() -> Iterator[tuple[Bot, ExchangeSideWatch]]:
+def bot() -> Iterator[tuple[PaperBot, ExchangeSideWatch]]:
     paper = start_embedded(PaperConfig(symbols=[SYMBOL]), run_market=False)
     paper.step(200)
     watch = paper.venue_call(lambda v: ExchangeSideWatch(v, paper.api_key))
     paper.venue_call(lambda v: v.add_listener(watch))
-    b = Bot(paper)
+    b = PaperBot(paper, config(), run_id="mme2e")
     try:
         b.start()
         yield b, watch
@@ -139,7 +87,7 @@ def bot() -> Iterator[tuple[Bot, ExchangeSideWatch]]:
 
 
 def test_marketmaker_quotes_requotes_fills_and_respects_limits_from_the_exchange_side(
-    bot: tuple[Bot, ExchangeSideWatch],
+    bot: tuple[PaperBot, ExchangeSideWatch],
 ) -> None:
     b, watch = bot
     wait(lambda: watch.fills >= 5 and len(watch.order_ids) >= 10, 90, "re-quotes and fills")
@@ -153,5 +101,6 @@ def test_marketmaker_quotes_requotes_fills_and_respects_limits_from_the_exchange
     orders_before = len(watch.order_ids)
     wait(lambda: len(watch.order_ids) > orders_before, 20, "new quotes after the stall")
 
-    assert watch.max_open <= b.cap, f"{watch.max_open} orders resting at once, cap {b.cap}"
+    cap = b.strategies[0].max_live_orders
+    assert watch.max_open <= cap, f"{watch.max_open} orders resting at once, cap {cap}"
     assert watch.max_abs_position <= MAX_POSITION, f"inventory reached {watch.max_abs_position}"

@@ -12,23 +12,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from botcore_exchange_binance import plugin as binance_plugin
 from botcore_exchange_paper.config import PaperConfig
 from botcore_exchange_paper.embedded import EmbeddedPaper, start_embedded
-from botcore_risk_basic import plugin as risk_plugin
-from botcore_strategy_marketmaker import plugin as mm_plugin
+from e2e_support import PaperBot, wait
 
 from botcore import hookimpl
-from botcore.app import build_risk_chain, build_strategies
-from botcore.config import config_from_dict
-from botcore.engine import Engine
 from botcore.model import OrderRequest, Quote
-from botcore.plugins import Hooks, collect_registry, get_plugin_manager
 
 pytestmark = pytest.mark.e2e
 
@@ -82,21 +76,13 @@ class Submitted:
         return out
 
 
-def wait(pred: Callable[[], Any], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not reached in {timeout}s")
+class Bot(PaperBot):
+    """Two market-maker instances ("tight", "wide") behind one risk chain with a total cap."""
 
-
-class Bot:
     def __init__(self, paper: EmbeddedPaper) -> None:
-        self.paper = paper
         common = {"post_only": True, "requote_tolerance_bps": "0.5", "min_requote_interval": 0.05,
                   "max_position": "0.01"}
-        config = config_from_dict({
+        config = {
             "exchange": {"name": "binance", "mode": "paper", "symbols": [SYMBOL], "options": {
                 "stall_timeout_s": 2.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}},
             "strategies": [
@@ -110,40 +96,9 @@ class Bot:
                 {"type": "max_open_orders", "params": {"total": TOTAL_CAP}},
                 {"type": "max_order_notional", "params": {"max_notional": "500"}},
             ]},
-        })
+        }
         self.submitted = Submitted()
-        pm = get_plugin_manager(load_entrypoints=False,
-                                extra=[binance_plugin, mm_plugin, risk_plugin, self.submitted])
-        registry = collect_registry(pm)
-        self.adapter = registry.exchanges["binance"](config, paper.endpoints())
-        instruments = self.adapter.exchange_info([SYMBOL])
-        self.strategies = build_strategies(config, registry, instruments)
-        risk = build_risk_chain(config, registry)
-        self.engine = Engine(instruments, self.strategies, risk, adapter=self.adapter, hooks=Hooks(pm),
-                             run_id="multi")
-        self.engine.load_snapshot(self.adapter.account_snapshot())
-        self.market_on = threading.Event()
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, daemon=True)
-
-    def _tick(self) -> None:
-        while not self._stop.is_set():
-            if self.market_on.wait(0.05):
-                self.paper.step(5)
-                time.sleep(0.004)
-
-    def start(self) -> None:
-        self.engine.start()
-        self.adapter.start(self.engine, [SYMBOL])
-        self._ticker.start()
-        self.market_on.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._ticker.join(2)
-        self.engine.stop("test done")
-        self.engine.join(15)
-        self.adapter.stop()
+        super().__init__(paper, config, run_id="multi", plugins=[self.submitted])
 
     def consistent(self) -> bool:
         """The one position cache both strategies share equals the account at the venue."""

@@ -19,6 +19,7 @@ from botcore_exchange_binance import plugin as binance_plugin
 from botcore_exchange_paper.config import PaperConfig
 from botcore_exchange_paper.embedded import EmbeddedPaper, start_embedded
 from botcore_strategy_marketmaker import plugin as mm_plugin
+from e2e_support import wait
 
 from botcore import hookimpl
 from botcore.app import build_strategies
@@ -56,21 +57,6 @@ class TrustRecorder:
     def since(self, n: int) -> list[tuple[str, bool, str]]:
         with self.lock:
             return self.changes[n:]
-
-
-def wait(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        try:
-            last = pred()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})")
 
 
 class OrdersSeen:
