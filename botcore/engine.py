@@ -418,7 +418,7 @@ class Engine:
         self._market_ok = dict.fromkeys(self.instruments, True)
         self._user_ok = True
         self._orders_ok = True  # False while the adapter reports new orders refused (429/418)
-        self._submitted_pending: list[OrderRequest] | None = None  # see _submitted_out
+        self._submitted: list[OrderRequest] = []  # handed over, order_submitted hooks pending
         self._quoting = dict.fromkeys(self.instruments, False)
         self._last_quotes: dict[tuple[str, str], Sequence[Quote]] = {}
         self._shortfall: set[tuple[str, str]] = set()
@@ -555,18 +555,13 @@ class Engine:
         position cache; checks see each fill once (they de-duplicate by trade id)."""
         if self._running:
             raise RuntimeError("carry_fills is for start-up, before the engine runs")
-        ctx = self.ctx
         carried = 0
         for fill in fills:
             if fill.symbol not in self.instruments:
                 continue
             if self._positions.apply_fill(fill):
                 carried += 1
-            for link in self._fill_watchers:
-                try:
-                    link.check.on_fill(fill, ctx)  # type: ignore[attr-defined]
-                except Exception:
-                    log.exception("risk check %s failed in on_fill", link.name)
+            self._risk_on_fill(fill)
         return carried
 
     def on_job(self, name: str, handler: Callable[[Engine, dict[str, Any]], None]) -> None:
@@ -795,27 +790,16 @@ class Engine:
         finally:
             view._top = None
 
-    def _submitted_out(self, order: OrderRequest) -> None:
-        """``order_submitted`` now, or once every order of the tick being applied has left: the
-        journal's write (~60 µs, bench/run.py --only journal) must not delay the next order."""
-        pending = self._submitted_pending
-        if pending is None:
-            self.hooks.order_submitted(order)
-        else:
-            pending.append(order)
-
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
-        if not self._h.order_submitted or self._submitted_pending is not None:
-            self._apply_quotes_now(strategy, symbol, quotes, recv_ns)
-            return
-        pending: list[OrderRequest] = []
-        self._submitted_pending = pending
+        """Apply one decision; its ``order_submitted`` hooks run once every order of it has left:
+        the journal's write (~60 µs, bench/run.py --only journal) must not delay the next order."""
         try:
             self._apply_quotes_now(strategy, symbol, quotes, recv_ns)
         finally:
-            self._submitted_pending = None
-            for order in pending:
-                self.hooks.order_submitted(order)
+            if self._submitted:
+                orders, self._submitted = self._submitted, []
+                for order in orders:
+                    self.hooks.order_submitted(order)
 
     def _apply_quotes_now(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
         live = self._tracker.live_map(symbol, strategy)
@@ -941,7 +925,7 @@ class Engine:
             self.tick_wait.record(self._decide_ns - recv_ns)
         self.n_orders += 1
         if self._h.order_submitted:
-            self._submitted_out(order)
+            self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
         return True
 
     def _handoff(self, order: OrderRequest) -> None:
@@ -993,7 +977,7 @@ class Engine:
         self.n_cancels += 1
         self.n_replaces += 1
         if self._h.order_submitted:
-            self._submitted_out(order)
+            self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
 
     def _handoff_replace(self, order: OrderRequest) -> None:
         cancel = self._replace_cancel
@@ -1340,16 +1324,20 @@ class Engine:
             return True
         return False
 
-    def _fill_done(self, fill: Fill, strat: Strategy | None) -> None:
-        self.n_fills += 1
-        if self._h.order_filled:
-            self.hooks.order_filled(fill)
+    def _risk_on_fill(self, fill: Fill) -> None:
+        """Stateful risk checks follow equity through fills; a failing one is logged, not fatal."""
         ctx = self.ctx
         for link in self._fill_watchers:
             try:
                 link.check.on_fill(fill, ctx)  # type: ignore[attr-defined]
             except Exception:
                 log.exception("risk check %s failed in on_fill", link.name)
+
+    def _fill_done(self, fill: Fill, strat: Strategy | None) -> None:
+        self.n_fills += 1
+        if self._h.order_filled:
+            self.hooks.order_filled(fill)
+        self._risk_on_fill(fill)
         if self._halt_checks:
             self._poll_halts()
         if strat is not None:
