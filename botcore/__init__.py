@@ -6,6 +6,10 @@
 
 import pluggy
 
+from botcore import compiled as _compiled
+
+_compiled.install()  # before any order-path module is imported: see botcore.compiled
+
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("botcore")
