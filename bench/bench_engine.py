@@ -3,8 +3,9 @@
 Tick-to-order = websocket frame received (``MarketFrame.recv_ns``) -> order request handed to
 the gateway (``submit`` or ``cancel_replace``), as recorded by the engine's own histogram.
 
-Setups (each measured with the compiled core and with the pure-Python twin, a child process with
-``BOTCORE_NO_EXTENSIONS=1``; the table shows medians over ``--reps`` repetitions):
+Setups (each measured compiled and pure: a child process with ``BOTCORE_NO_EXTENSIONS=1`` runs the
+core's pure-Python twins and the order path's ``.py`` sources, see botcore/compiled.py; the table
+shows medians over ``--reps`` repetitions):
 
 * ``paper`` (the product): the strategies and the whole risk chain of ``config/paper.yaml`` (the
   main job, ``botcore run config/paper.yaml``), read from that file and built like ``botcore run``
@@ -24,9 +25,10 @@ Modes:
   report for every new order, cancel and cancel-replace) so the strategy keeps requoting. Route,
   book update, strategy, diff, risk, tracking, hand-off: the engine alone. The engine clock
   follows the recording (plus real time within a frame), so rate windows see real pace.
-* ``direct+freeze``: the same after ``gc.freeze()`` with the larger gen-0 threshold of
-  ``EngineConfig.gc_gen0_threshold``: what ``Engine.run`` (``botcore run``, the threaded mode)
-  does by default (``EngineConfig.gc_freeze``); ``Engine.process``, which ``direct`` drives, does not.
+* ``direct+freeze``: the same under ``engine.gc_policy`` (``gc.freeze()`` and the larger gen-0
+  threshold of ``EngineConfig.gc_gen0_threshold``): exactly what ``Engine.run`` (``botcore run``,
+  the threaded mode) applies by default (``EngineConfig.gc_freeze``); ``Engine.process``, which
+  ``direct`` drives, does not. This is the product's configuration: ``bench/run.py`` reports it.
 * ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames in
   lock-step (``max_backlog=0``), so the queue hop, thread wake-ups and GIL hand-offs count
   (wall clock: the replay runs ~10x faster than recorded).
@@ -46,7 +48,6 @@ the threaded mode its first ``--threaded-frames`` (lock-step costs a thread hand
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -61,7 +62,7 @@ from typing import Any
 from botcore.app import build_risk_chain, build_strategies, with_reconcile_guard
 from botcore.config import config_from_text, load_config
 from botcore.core import USING_EXTENSIONS
-from botcore.engine import Engine, EngineConfig
+from botcore.engine import Engine, EngineConfig, gc_policy
 from botcore.events import DepthSnapshot, GatewayResult, MarketFrame, UserEvent
 from botcore.metrics import LatencyHistogram, now_ns
 from botcore.model import BookTop, ExecutionReport, Instrument, OrderOutcome, OrderStatus, Quote, Side
@@ -293,24 +294,15 @@ def run_direct(
     eng = Engine(inst, strategies, risk, gateway=gw, config=cfg, clock=clock)
     proc = eng.process
     answer = gw.answer_all
-    if freeze:
-        gc.collect()
-        gc.freeze()
-        old = gc.get_threshold()
-        gc.set_threshold(getattr(cfg, "gc_gen0_threshold", 50_000), *old[1:])
     t0 = time.perf_counter()
-    try:
+    with gc_policy(EngineConfig(gc_freeze=freeze)):  # what Engine.run applies (or nothing)
         for i, (rec_ns, raw) in enumerate(frames):
             proc(MarketFrame(raw, stamp(rec_ns)))
             if i == snap_at:
                 proc(DepthSnapshot(SYM, snap, 0))
             if gw.requests:
                 answer(proc)
-    finally:
-        elapsed = time.perf_counter() - t0
-        if freeze:
-            gc.unfreeze()
-            gc.set_threshold(*old)
+    elapsed = time.perf_counter() - t0
     return _result(eng, elapsed, len(frames))
 
 

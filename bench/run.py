@@ -195,7 +195,7 @@ def section_book(plan: Plan) -> Section:
 
 
 def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[str, Any]:
-    """bench_engine's ``direct`` (``frames`` of the capture, all by default) and ``threaded`` (the
+    """bench_engine's ``direct+freeze`` (``frames`` of the capture, all by default) and ``threaded`` (the
     first ``threaded_frames``: lock-step costs a thread hand-off per frame) modes: ``paper`` (the
     product: config/paper.yaml's strategy and risk chain) direct, the ``mm3`` stress setup direct
     and threaded, plus ``touch`` direct as the engine-alone reference; each ``reps`` times, medians."""
@@ -212,9 +212,10 @@ def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[
         "mm3 threaded": [],
     }
     for _ in range(max(1, reps)):
-        runs["paper direct"].append(bench_engine.run_direct("paper", loaded, snap, snap_at, False))
-        runs["mm3 direct"].append(bench_engine.run_direct("mm3", loaded, snap, snap_at, False))
-        runs["touch direct"].append(bench_engine.run_direct("touch", loaded, snap, snap_at, False))
+        # Direct modes under the collector policy Engine.run applies (bench_engine's direct+freeze).
+        runs["paper direct"].append(bench_engine.run_direct("paper", loaded, snap, snap_at, True))
+        runs["mm3 direct"].append(bench_engine.run_direct("mm3", loaded, snap, snap_at, True))
+        runs["touch direct"].append(bench_engine.run_direct("touch", loaded, snap, snap_at, True))
         runs["mm3 threaded"].append(bench_engine.run_threaded("mm3", threaded_frames))
     for name, rs in runs.items():
         out[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
@@ -232,7 +233,7 @@ def section_engine(plan: Plan) -> Section:
     ours = engine_measure(plan.engine_frames, reps, plan.threaded_frames)
     try:
         pure = self_child("run", args, env={"BOTCORE_NO_EXTENSIONS": "1"})
-        base = "pure-Python twin (own process)"
+        base = "pure Python: core twins + order-path sources (own process)"
     except Exception as exc:
         pure, base = {}, f"pure twin failed: {exc}"[:80]
     if not USING_EXTENSIONS:
@@ -252,8 +253,8 @@ def section_engine(plan: Plan) -> Section:
 
     lockstep = f"engine thread + gateway + replay feed in lock-step, first {ours['threaded_frames']:,}"
     for mode, what in (
-        ("paper direct", f"config/paper.yaml (the product), engine on this thread, instant venue, {whole}"),
-        ("mm3 direct", f"mm3 stress, engine on this thread, instant venue, {whole}"),
+        ("paper direct", f"config/paper.yaml (the product), engine on this thread with Engine.run's GC policy, instant venue, {whole}"),
+        ("mm3 direct", f"mm3 stress, engine on this thread with Engine.run's GC policy, instant venue, {whole}"),
         ("mm3 threaded", f"mm3 stress, {lockstep}"),
     ):
         row(mode, "p50", f"tick-to-order p50, {what}", target=TARGET_P50_US)

@@ -129,16 +129,19 @@ class StrategyContext(Protocol):
 
     def live_orders(self, symbol: str, strategy: str) -> Sequence[Any]: ...
 
-    def now_ns(self) -> int: ...
+    def now_ns(self) -> int:
+        """The engine clock (monotonic ns). While the engine decides on one top of book (the
+        strategy's ``on_top`` and the risk checks of the orders it leads to), every reading is the
+        decision's own: one instant for the whole decision, and one clock read instead of dozens."""
 
     def is_trusted(self, symbol: str) -> bool: ...
 
     # Freshness facts for risk checks (engine-maintained, read-only):
     def market_age_ns(self, symbol: str) -> int:
-        """Nanoseconds since the last market frame for ``symbol`` (large if never)."""
+        """Nanoseconds since the last market frame for ``symbol`` (large if never), at ``now_ns()``."""
 
     def user_stream_age_ns(self) -> int:
-        """Nanoseconds since the last private-stream event or successful (re)subscription."""
+        """Nanoseconds since the last private-stream event or successful (re)subscription, at ``now_ns()``."""
 
     def clock_skew_ms(self) -> int:
         """Estimated local-minus-venue clock offset in milliseconds."""

@@ -37,7 +37,8 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from queue import Empty, SimpleQueue
@@ -275,21 +276,24 @@ class _Context:
         return n
 
     def now_ns(self) -> int:
-        return self._engine._clock()
+        eng = self._engine
+        return eng._decision_ns or eng._clock()
 
     def is_trusted(self, symbol: str) -> bool:
         return self._engine._quoting.get(symbol, False)
 
     # freshness facts for risk checks
     def market_age_ns(self, symbol: str) -> int:
-        sync = self._engine._syncs.get(symbol)
+        eng = self._engine
+        sync = eng._syncs.get(symbol)
         if sync is None or not sync.last_recv_ns:
             return NEVER_NS
-        return self._engine._clock() - sync.last_recv_ns
+        return (eng._decision_ns or eng._clock()) - sync.last_recv_ns
 
     def user_stream_age_ns(self) -> int:
-        last = self._engine._user_last_ns
-        return self._engine._clock() - last if last else NEVER_NS
+        eng = self._engine
+        last = eng._user_last_ns
+        return (eng._decision_ns or eng._clock()) - last if last else NEVER_NS
 
     def clock_skew_ms(self) -> int:
         return self._engine._clock_skew_ms
@@ -451,6 +455,7 @@ class Engine:
         # thread -> engine thread) plus the book update. The rest is the engine's decision path.
         self.tick_wait = LatencyHistogram()
         self._decide_ns = 0
+        self._decision_ns = 0  # the clock reading ctx.now_ns() answers while a decision runs, else 0
         self.counters = Counters()
         self.vetoes = Counters()
         self.shadow_vetoes = Counters()
@@ -574,13 +579,8 @@ class Engine:
     def run(self) -> str:
         """Process events on the calling thread until stopped; returns the stop reason."""
         self._bind_owner()
-        if self.config.gc_freeze:
-            _gc_hold(self.config.gc_gen0_threshold)
-        try:
+        with gc_policy(self.config):
             return self._run()
-        finally:
-            if self.config.gc_freeze:
-                _gc_release()
 
     def _run(self) -> str:
         self._running = True
@@ -762,7 +762,9 @@ class Engine:
         return route
 
     def _quote(self, sync: BookSync, recv_ns: int) -> None:
-        self._decide_ns = self._clock()
+        """Ask each strategy of the book about its new top and apply the quotes it wants; the
+        whole decision reads one clock value (``ctx.now_ns``)."""
+        now = self._decide_ns = self._clock()
         bp, bq, ap, aq = sync.top()
         if bp <= 0 or ap <= 0 or bp >= ap:
             self.counters.inc("crossed_or_empty_tops")
@@ -772,6 +774,7 @@ class Engine:
         ctx = self.ctx
         view = ctx._views[symbol]
         view._top = top  # risk checks asking for this book get this very top (no rebuild)
+        self._decision_ns = now
         try:
             for strat in self._by_symbol[symbol]:
                 try:
@@ -789,6 +792,7 @@ class Engine:
                 self._apply_quotes(strat.name, symbol, quotes, recv_ns)
         finally:
             view._top = None
+            self._decision_ns = 0
 
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
         """Apply one decision; its ``order_submitted`` hooks run once every order of it has left:
@@ -1529,6 +1533,20 @@ class Engine:
 
 _gc_lock = threading.Lock()
 _gc_state: list[Any] = [0, None]  # [engines running with gc_freeze, thresholds before the first]
+
+
+@contextmanager
+def gc_policy(config: EngineConfig) -> Iterator[None]:
+    """The cyclic collector's policy while an engine runs (``EngineConfig.gc_freeze``); ``run``
+    applies it, and benchmarks that drive ``process`` directly apply it the same way."""
+    if not config.gc_freeze:
+        yield
+        return
+    _gc_hold(config.gc_gen0_threshold)
+    try:
+        yield
+    finally:
+        _gc_release()
 
 
 def _gc_hold(gen0: int) -> None:

@@ -274,6 +274,39 @@ def test_tick_to_order_latency_is_recorded_per_order_sent_from_a_tick() -> None:
     assert eng.tick_to_order.min_ns == eng.tick_to_order.max_ns == 7_000
 
 
+def test_one_decision_reads_one_clock_value() -> None:
+    """The strategy and every risk check of the orders it leads to see the decision's instant,
+    even while the clock moves under them; outside a decision ``now_ns`` follows the clock."""
+    seen: list[tuple[str, int, int, int]] = []
+
+    class Ticking:
+        name = "ticking"
+
+        def check(self, order: OrderRequest, ctx: Any) -> None:
+            clock.advance(0.001)  # each check takes a (simulated) millisecond
+            seen.append(("check", ctx.now_ns(), ctx.market_age_ns(SYM), ctx.user_stream_age_ns()))
+
+    def quotes(top: BookTop) -> list[Quote]:
+        clock.advance(0.001)
+        seen.append(("strategy", eng.ctx.now_ns(), eng.ctx.market_age_ns(SYM), eng.ctx.user_stream_age_ns()))
+        return Quoter.touch(top)
+
+    eng, gw, clock = make([Quoter(fn=quotes)], [Ticking()])
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    seen.clear()
+    start = clock()
+    frame(eng, ticker(104, "100.05", "100.95"), clock, age_ns=5_000)
+    assert [s[0] for s in seen] == ["strategy", "check", "check"]
+    assert {s[1] for s in seen} == {start}  # the clock moved 3 ms meanwhile
+    assert {s[2] for s in seen} == {5_000}  # the frame's age at the decision
+    assert len({s[3] for s in seen}) == 1
+    assert clock() == start + 3_000_000
+    assert eng.ctx.now_ns() == clock()  # no decision running: the clock itself
+    assert eng.ctx.market_age_ns(SYM) == 3_005_000
+
+
 def test_order_type_time_in_force_and_level_tag_come_from_the_strategy() -> None:
     strat = Quoter(order_type=OrderType.LIMIT, fn=lambda t: [Quote(Side.BUY, D("100"), D("0.001"), level=3)])
     eng, gw, _ = make([strat])

@@ -95,19 +95,11 @@ def position_of(positions: PositionView | Mapping[str, Decimal] | None, symbol: 
     """Position from a ``PositionView``, a plain ``{symbol: qty}`` mapping, or 0 if None."""
     if positions is None:
         return ZERO
-    cls = positions.__class__
-    is_mapping = _IS_MAPPING.get(cls)
-    if is_mapping is None:  # an ABC isinstance check walks the ABC caches: once per type
-        is_mapping = isinstance(positions, Mapping)
-        if len(_IS_MAPPING) < 64:
-            _IS_MAPPING[cls] = is_mapping
-    if is_mapping:
+    position = getattr(positions, "position", None)
+    if position is None:  # a plain mapping (a PositionView answers ``position``)
         return Decimal(positions.get(symbol, ZERO))
-    pos = positions.position(symbol)
+    pos = position(symbol)
     return pos if pos.__class__ is Decimal else Decimal(pos)
-
-
-_IS_MAPPING: dict[type, bool] = {}
 
 
 def book_usable(top: BookTop) -> bool:
