@@ -226,7 +226,7 @@ def section_engine(plan: Plan) -> Section:
     from botcore.core import USING_EXTENSIONS
 
     sec = Section("engine", "Tick to order: frame received -> order handed to the gateway (full engine)")
-    reps = plan.reps(3, 3)  # odd: a median of two is a mean, and one GC pause would set p99.9
+    reps = plan.reps(5, 3)  # odd: a median of two is a mean; five: a noisy repetition or two cannot set it
     args = ["--child", "engine", "--repeat", str(reps), "--threaded-frames", str(plan.threaded_frames)]
     if plan.engine_frames:
         args += ["--frames", str(plan.engine_frames)]
