@@ -24,7 +24,10 @@ Modes:
   gateway; after every frame the bench plays an instant venue (REST answer and user-stream
   report for every new order, cancel and cancel-replace) so the strategy keeps requoting. Route,
   book update, strategy, diff, risk, tracking, hand-off: the engine alone. The engine clock
-  follows the recording (plus real time within a frame), so rate windows see real pace.
+  follows the recording (plus real time within a frame), so rate windows see real pace. Between
+  frames the bench calls ``Engine.idle`` as ``Engine.run`` does when its queue runs dry (frames
+  arrive ~6 ms apart in the recording): the engine's idle rehearsals of the order path
+  (``EngineConfig.rehearse_interval``) take place there, and their cost shows in ``us_per_frame``.
 * ``direct+freeze``: the same under ``engine.gc_policy`` (``gc.freeze()`` and the larger gen-0
   threshold of ``EngineConfig.gc_gen0_threshold``): exactly what ``Engine.run`` (``botcore run``,
   the threaded mode) applies by default (``EngineConfig.gc_freeze``); ``Engine.process``, which
@@ -306,6 +309,7 @@ def _replay_direct(
     eng = Engine(inst, strategies, risk, gateway=gw, config=EngineConfig(), clock=clock)
     proc = eng.process
     answer = gw.answer_all
+    idle = eng.idle
     t0 = time.perf_counter()
     with gc_policy(EngineConfig(gc_freeze=freeze)):  # what Engine.run applies (or nothing)
         for i, (rec_ns, raw) in enumerate(frames):
@@ -314,6 +318,7 @@ def _replay_direct(
                 proc(DepthSnapshot(SYM, snap, 0))
             if gw.requests:
                 answer(proc)
+            idle()  # the gap before the next frame, where Engine.run calls it (rehearsals)
     return eng, time.perf_counter() - t0
 
 

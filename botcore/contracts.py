@@ -172,9 +172,30 @@ class Strategy(Protocol):
     def on_order_update(self, ctx: StrategyContext, report: ExecutionReport) -> None: ...
 
 
+class RehearsingStrategy(Strategy, Protocol):
+    """Optional: a strategy with ``rehearse`` lets the engine keep the order path warm.
+
+    A requote runs the strategy's, the risk chain's and the engine's order code once every few
+    hundred frames, so it starts from cold CPU caches: most of its time is cache misses, not
+    work (``python bench/bench_requote_phases.py``). When the engine has nothing to do
+    (``Engine.idle``, at most every ``EngineConfig.rehearse_interval``) it asks ``rehearse`` for
+    the quotes the strategy would want right now and walks them through the same vetting code a
+    real order takes, with the ``rehearsable`` risk checks only, then drops them: nothing is
+    tracked, counted, logged or sent. ``rehearse`` must not change the strategy's state.
+    """
+
+    def rehearse(self, ctx: StrategyContext, top: BookTop) -> Sequence[Quote] | None:
+        """The quotes ``on_top`` would want if it requoted on ``top`` now (None: nothing to rehearse)."""
+
+
 @runtime_checkable
 class RiskCheck(Protocol):
-    """One link of the risk chain: return a reason string to veto, None to allow."""
+    """One link of the risk chain: return a reason string to veto, None to allow.
+
+    A check may set ``rehearsable = True`` when calling ``check`` changes nothing a later answer
+    depends on (it then also runs in the engine's rehearsals, see ``RehearsingStrategy``); a
+    check that counts what it sees (an order-rate window) must leave it unset.
+    """
 
     name: str
 

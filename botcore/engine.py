@@ -105,6 +105,7 @@ _ERR_REPLACE_FAILED = -2022  # cancelReplace: "Order cancel-replace failed." (ne
 NEVER_NS = 1 << 62
 """Age reported for something that never happened."""
 _TAGS = tuple(f"L{i}" for i in range(32))
+_REHEARSAL_CID = "rehearsal"  # the client id of rehearsal orders, which are never sent
 
 
 @dataclass
@@ -149,6 +150,10 @@ class EngineConfig:
     fewer pauses inside tick-to-order (see bench/bench_engine.py ``direct+freeze``). Undone when
     ``run`` returns. Process-wide: with several engines, the first start and last stop decide."""
     gc_gen0_threshold: int = 50_000
+    rehearse_interval: float | None = 0.001
+    """While idle, walk the strategies' current quotes through the order path at most this often
+    (engine clock, seconds) so a requote finds its code and data in the CPU caches; None: never.
+    See ``contracts.RehearsingStrategy`` and ``Engine.idle``."""
 
 
 class RiskLink(NamedTuple):
@@ -401,6 +406,9 @@ class Engine:
         ]
         self._fill_watchers = [r for r in self._risk if callable(getattr(r.check, "on_fill", None))]
         self._halt_checks = [r for r in self._risk if callable(getattr(r.check, "halted", None))]
+        self._rehearsable = [r for r in self._risk if getattr(r.check, "rehearsable", False) is True]
+        self._rehearsers = [s for s in self.strategies if callable(getattr(s, "rehearse", None))]
+        self._next_rehearsal = 0
         if reconciler is None:  # the chain's reconcile_guard is the run's Reconciler
             reconciler = next((r.check for r in self._risk if isinstance(r.check, Reconciler)), None)
         self._reconciler: Reconciler | None = reconciler
@@ -463,6 +471,7 @@ class Engine:
         self.n_frames = 0
         self.n_trades = 0
         self.n_quotes = 0
+        self.n_rehearsals = 0
         self.n_orders = 0
         self.n_cancels = 0
         self.n_replaces = 0
@@ -601,6 +610,7 @@ class Engine:
                     self._housekeeping()
                     if not self._running:
                         break
+                    self.idle()
                     try:
                         ev = get(timeout=self._idle_timeout())
                     except Empty:
@@ -794,6 +804,57 @@ class Engine:
             view._top = None
             self._decision_ns = 0
 
+    def idle(self) -> None:
+        """Nothing to process (``run`` calls this when its queue is empty): rehearse the order
+        path, at most every ``config.rehearse_interval``, so the next requote runs warm.
+
+        Each ``RehearsingStrategy`` quoting a trusted book gives the quotes it would want now;
+        they go through ``diff``, ``pair_replacements`` and the vetting of a real order with the
+        ``rehearsable`` risk checks, and are dropped: nothing is tracked, counted, logged or sent,
+        and no client id is used up."""
+        interval = self.config.rehearse_interval
+        if interval is None or not self._rehearsers or self._stopping:
+            return
+        now = self._clock()
+        if now < self._next_rehearsal:
+            return
+        self._next_rehearsal = now + int(interval * 1e9)
+        for strat in self._rehearsers:
+            for symbol in strat.symbols:
+                sync = self._syncs.get(symbol)
+                if sync is not None and self._quoting.get(symbol):
+                    self._rehearse(strat, sync, now)
+
+    def _rehearse(self, strat: Strategy, sync: BookSync, now: int) -> None:
+        bp, bq, ap, aq = sync.top()
+        if bp <= 0 or ap <= 0 or bp >= ap:
+            return
+        symbol = sync.symbol
+        top = BookTop(symbol, bp, bq, ap, aq, sync.book.last_update_id)
+        view = self.ctx._views[symbol]
+        view._top = top
+        self._decision_ns = now
+        try:
+            quotes = strat.rehearse(self.ctx, top)  # type: ignore[attr-defined]
+            if quotes:
+                live = self._tracker.live_map(symbol, strat.name)
+                keep = [o for o in live.values() if o.status in _DIFFABLE and not o.cancel_wanted]
+                to_cancel, to_place = diff(
+                    quotes, keep, self.config.tolerance_ticks, self.instruments[symbol].tick_size
+                )
+                pair_replacements(to_cancel, to_place, self._replaceable)
+                for q in quotes:
+                    self._vetted_order(strat.name, symbol, q, rehearsal=True)
+                self.n_rehearsals += 1
+        except Exception:
+            self.counters.inc("rehearsal_errors")
+            n = self.counters["rehearsal_errors"]
+            if not n & (n - 1):  # 1st, 2nd, 4th...: a rehearsal that always fails must not flood the log
+                log.exception("rehearsal of %s on %s failed (%d so far)", strat.name, symbol, n)
+        finally:
+            view._top = None
+            self._decision_ns = 0
+
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
         """Apply one decision; its ``order_submitted`` hooks run once every order of it has left:
         the journal's write (~60 µs, bench/run.py --only journal) must not delay the next order."""
@@ -856,8 +917,14 @@ class Engine:
             o.client_order_id not in self._replaced_by
         )
 
-    def _vetted_order(self, strategy: str, symbol: str, q: Quote) -> OrderRequest | None:
-        """The order for ``q`` under a fresh client id, or None if the risk chain or a plugin vetoes it."""
+    def _vetted_order(
+        self, strategy: str, symbol: str, q: Quote, rehearsal: bool = False
+    ) -> OrderRequest | None:
+        """The order for ``q`` under a fresh client id, or None if the risk chain or a plugin vetoes it.
+
+        ``rehearsal``: the same steps for an order that will never exist (``idle``): no client id
+        used up, only the ``rehearsable`` checks, nothing counted or logged, no plugin hook;
+        errors propagate to the rehearsal, and the answer is always None."""
         otype, tif = self._order_type[strategy]
         level = q.level
         order = OrderRequest(
@@ -867,17 +934,21 @@ class Engine:
             q.price,
             otype,
             tif,
-            self._ids.next(),
+            _REHEARSAL_CID if rehearsal else self._ids.next(),
             strategy,
             _TAGS[level] if 0 <= level < 32 else f"L{level}",
         )
         ctx = self.ctx
-        for link in self._risk:
+        for link in self._rehearsable if rehearsal else self._risk:
             try:
                 reason = link.check.check(order, ctx)
             except Exception as exc:  # a broken check fails closed
+                if rehearsal:
+                    raise
                 reason = f"risk check raised {type(exc).__name__}: {exc}"
                 log.exception("risk check %s failed", link.name)
+            if rehearsal:
+                continue
             if reason:
                 counts = self.shadow_vetoes if link.shadow else self.vetoes
                 counts.inc(link.name)
@@ -897,6 +968,8 @@ class Engine:
                 if link.shadow:
                     continue
                 return None
+        if rehearsal:
+            return None
         if self._h.order_check:
             reason = self.hooks.order_check(order, ctx)
             if reason:

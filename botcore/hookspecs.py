@@ -64,7 +64,9 @@ def botcore_register_strategies(register: Register) -> None:
         gets the instance name, the strategy's ``params`` mapping from YAML and the exchange's
         ``Instrument`` per symbol; it returns a ``botcore.contracts.Strategy``. Raise
         ``botcore.config.ConfigError`` (or ``ValueError``) for bad parameters: the message is
-        shown to the user with the YAML key path.
+        shown to the user with the YAML key path. Optionally give the strategy a side-effect-free
+        ``rehearse(ctx, top)`` (``botcore.contracts.RehearsingStrategy``): the engine then keeps
+        its order path warm in idle moments, which shortens the next requote's tick-to-order.
     """
 
 
@@ -74,6 +76,8 @@ def botcore_register_risk_checks(register: Register) -> None:
 
     :param register: call ``register(name, factory)``. ``factory(params)`` returns a
         ``botcore.contracts.RiskCheck``. The chain runs in config order before every order.
+        Set ``rehearsable = True`` on a check whose ``check`` changes nothing (no counting): it
+        then also runs in the engine's idle rehearsals and stays warm for real orders.
     """
 
 

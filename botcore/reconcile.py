@@ -273,6 +273,7 @@ class Reconciler:
     """
 
     name = "reconcile"
+    rehearsable = True  # ``check`` only reads the halt
 
     def __init__(
         self,

@@ -422,6 +422,123 @@ def test_vetoed_quotes_do_not_use_up_room() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Idle rehearsals of the order path
+# ------------------------------------------------------------------------------------------------
+
+
+class Rehearser(Quoter):
+    """A Quoter whose ``rehearse`` answers what ``on_top`` would (or raises, if told to)."""
+
+    def __init__(self, fail: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.rehearsed: list[BookTop] = []
+        self.fail = fail
+
+    def rehearse(self, ctx: Any, top: BookTop) -> list[Quote] | None:
+        if self.fail:
+            raise RuntimeError("rehearsal bug")
+        self.rehearsed.append(top)
+        return self.fn(top)
+
+
+class Seen:
+    """A risk check that records every order it is asked about; vetoes sells if told to."""
+
+    def __init__(self, name: str, rehearsable: bool, veto_sells: bool = False) -> None:
+        self.name = name
+        self.rehearsable = rehearsable
+        self.veto_sells = veto_sells
+        self.orders: list[OrderRequest] = []
+
+    def check(self, order: OrderRequest, ctx: Any) -> str | None:
+        self.orders.append(order)
+        return "no sells" if self.veto_sells and order.side is Side.SELL else None
+
+
+def test_idle_rehearses_quotes_through_the_rehearsable_checks_and_sends_nothing() -> None:
+    strat = Rehearser()
+    pure, counting = Seen("pure", rehearsable=True, veto_sells=True), Seen("rate", rehearsable=False)
+    eng, gw, clock = make([strat], [pure, counting], rehearse_interval=0.001)
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    sent, seen_pure, seen_rate = len(gw.orders), len(pure.orders), len(counting.orders)
+    vetoes, tracked, next_id = dict(eng.vetoes), len(eng.tracker), eng._ids.seq
+    counters = dict(eng.counters)
+
+    eng.idle()
+    assert len(strat.rehearsed) == 1 and eng.n_rehearsals == 1
+    rehearsal_orders = pure.orders[seen_pure:]
+    assert [(o.side, o.client_order_id) for o in rehearsal_orders] == [
+        (Side.BUY, "rehearsal"),
+        (Side.SELL, "rehearsal"),
+    ]
+    assert len(counting.orders) == seen_rate  # a counting check never sees a rehearsal
+    assert len(gw.orders) == sent and not gw.cancels and not gw.replaces
+    assert dict(eng.vetoes) == vetoes  # the rehearsed sell was vetoed: not counted
+    assert len(eng.tracker) == tracked and eng._ids.seq == next_id and dict(eng.counters) == counters
+
+    eng.idle()  # within the interval: nothing
+    assert len(strat.rehearsed) == 1
+    clock.advance(0.002)
+    eng.idle()
+    assert len(strat.rehearsed) == 2
+
+    frame(eng, ticker(104, "100.05", "100.95"), clock)  # a real requote: ids continue, no gap
+    assert [o.client_order_id for o in gw.orders[sent:]] == [eng._ids.make(next_id + 1)]
+    assert pure.orders[-1].client_order_id == eng._ids.make(next_id + 2)  # the vetoed sell
+
+
+def test_no_rehearsal_when_switched_off_paused_or_for_plain_strategies() -> None:
+    strat, plain = Rehearser(name="r"), Quoter(name="q")
+    eng, gw, clock = make([strat, plain], rehearse_interval=None)
+    go_live(eng)
+    eng.idle()
+    assert strat.rehearsed == []
+    eng2, gw2, clock2 = make([Rehearser()])
+    eng2.idle()  # no trusted book yet: nothing to rehearse
+    assert eng2._rehearsers[0].rehearsed == [] and eng2.n_rehearsals == 0
+
+
+def test_a_failing_rehearsal_is_counted_and_the_engine_goes_on() -> None:
+    strat = Rehearser(fail=True)
+    eng, gw, clock = make([strat])
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    eng.idle()
+    clock.advance(0.01)
+    eng.idle()
+    assert eng.counters["rehearsal_errors"] == 2
+    n = len(gw.orders)
+    frame(eng, ticker(104, "100.05", "100.95"), clock)
+    assert len(gw.orders) == n + 2  # quoting goes on
+
+
+def test_run_loop_rehearses_while_waiting_for_events() -> None:
+    class Watcher(Rehearser):  # places nothing, so stopping has nothing to wait for
+        def on_top(self, ctx: Any, top: BookTop) -> None:
+            return None
+
+        def rehearse(self, ctx: Any, top: BookTop) -> list[Quote] | None:
+            self.rehearsed.append(top)
+            return Quoter.touch(top)
+
+    strat = Watcher()
+    eng, gw, clock = make([strat], rehearse_interval=0.0)
+    go_live(eng)
+    eng._owner = None  # go_live drove the engine from this thread; the run loop takes it over
+    t = threading.Thread(target=eng.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not strat.rehearsed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    eng.stop("test over")
+    t.join(5)
+    assert strat.rehearsed and not t.is_alive()
+
+
+# ------------------------------------------------------------------------------------------------
 # Unknown outcomes
 # ------------------------------------------------------------------------------------------------
 

@@ -343,3 +343,42 @@ def test_first_quotes_explains_what_the_filters_refused(caplog: pytest.LogCaptur
     with caplog.at_level("WARNING", logger="botcore.strategy.marketmaker"):
         assert strat.first_quotes(t) == []
     assert len(caplog.records) == 4 and "fails NOTIONAL" in caplog.records[0].getMessage()
+
+
+def _state(strat: MarketMaker) -> list[tuple[Any, ...]]:
+    return [
+        tuple(getattr(st, name) if name != "paused_until" else dict(st.paused_until) for name in st.__slots__)
+        for st in strat._states.values()
+    ]
+
+
+def test_rehearse_answers_what_a_requote_would_place_and_changes_nothing() -> None:
+    """Along the recorded tops, with fills pausing a side: at every top ``rehearse`` returns the
+    quotes ``on_top`` returns whenever it requotes, and the strategy's state is the same after it."""
+    strat, ctx = mm(requote_tolerance_bps="0", min_requote_interval=0, levels=2, fill_delay=1)
+    t0 = recorded_tops()[0][0]
+    compared = 0
+    for i, (recv_ns, t) in enumerate(recorded_tops()[:400]):
+        ctx.now = recv_ns - t0
+        ctx.tops[t.symbol] = t
+        before = _state(strat)
+        rehearsed = strat.rehearse(ctx, t)
+        assert _state(strat) == before
+        quotes = step(strat, ctx, t, recv_ns - t0)
+        if quotes is not None:
+            assert rehearsed == quotes
+            compared += 1
+        if i % 50 == 25 and ctx.orders:  # a fill now and then: paused sides, changed position
+            strat.on_fill(ctx, fill(ctx.orders[0], ctx))
+    assert compared > 20
+
+
+def test_rehearse_has_nothing_to_say_on_an_untrusted_or_unusable_book() -> None:
+    strat, ctx = mm()
+    t = top(6_000_000, 6_000_001)
+    ctx.untrusted.add("BTCUSDT")
+    assert strat.rehearse(ctx, t) is None
+    ctx.untrusted.clear()
+    assert strat.rehearse(ctx, top(6_000_001, 6_000_000)) is None  # crossed
+    assert strat.rehearse(ctx, top(6_000_000, 6_000_001, symbol="ETHUSDT")) is None  # not ours
+    assert strat.rehearse(ctx, t)  # quotes for a usable book

@@ -125,6 +125,8 @@ class BasicCheck:
 
     kind: ClassVar[str]
     params_model: ClassVar[type[CheckParams]]
+    rehearsable: ClassVar[bool] = True
+    """``check`` changes nothing a later answer depends on (see ``contracts.RiskCheck``)."""
 
     def __init__(self, params: CheckParams) -> None:
         self.params = params
@@ -256,6 +258,7 @@ class OrderRateCheck(BasicCheck):
 
     kind = "order_rate"
     params_model = OrderRateParams
+    rehearsable = False  # counts every order it lets through
 
     def __init__(self, params: CheckParams) -> None:
         super().__init__(params)

@@ -749,6 +749,25 @@ class MarketMaker:
         st.fill_pending = False
         return quotes
 
+    def rehearse(self, ctx: StrategyContext, top: BookTop) -> list[Quote] | None:
+        """The quotes a requote on ``top`` would want now, for the engine's idle rehearsals
+        (``contracts.RehearsingStrategy``): ``on_top``'s computation without its state changes."""
+        st = self._states.get(top.symbol)
+        if st is None:
+            return None
+        inst = self.instruments[top.symbol]
+        if not ctx.is_trusted(top.symbol) or not book_usable(top) or inst.status != "TRADING":
+            return None
+        live = ctx.live_orders(top.symbol, self.name)
+        if live.__class__ is not tuple:
+            live = list(live)
+        now = ctx.now_ns()
+        paused = tuple(side for side, until in st.paused_until.items() if until > now)  # as on_top sees them
+        hang = tuple(s.opposite for s in paused) if self.params.hang_other_side else ()
+        return compute_quotes(
+            self.params, inst, top, position_of(ctx.positions, top.symbol), live, paused=paused, hang=hang
+        )
+
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
         """Requote at the next top (the position changed); pause the filled side if configured."""
         st = self._states.get(fill.symbol)
