@@ -32,6 +32,9 @@ Modes:
   threshold of ``EngineConfig.gc_gen0_threshold``): exactly what ``Engine.run`` (``botcore run``,
   the threaded mode) applies by default (``EngineConfig.gc_freeze``); ``Engine.process``, which
   ``direct`` drives, does not. This is the product's configuration: ``bench/run.py`` reports it.
+* ``direct+freeze, no rehearsal``: the same with ``EngineConfig.rehearse_interval=None`` (the
+  engine never rehearses its order path while idle): what the rehearsals buy, measured in turn
+  with the mode above within every repetition.
 * ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames in
   lock-step (``max_backlog=0``), so the queue hop, thread wake-ups and GIL hand-offs count
   (wall clock: the replay runs ~10x faster than recorded).
@@ -96,6 +99,7 @@ risk:
     - {type: drawdown, params: {max_drawdown: "50", resume: manual}}
     - {type: order_rate, params: {per_10s: 10000000, exchange_orders_per_10s: 10000000}}
 """
+MODES = ("direct", "direct+freeze", "direct+freeze, no rehearsal", "threaded")
 METRICS = ("p50", "p99", "p99.9", "on_top_p50", "idle_on_top_p50", "us_per_frame", "orders", "replaces")
 MM3_PARAMS = {
     "amount": "0.001",
@@ -290,23 +294,30 @@ def recording_clock(start_ns: int) -> tuple[Callable[[], int], Callable[[int], i
 
 
 def run_direct(
-    setup: str, frames: list[tuple[int, bytes]], snap: bytes, snap_at: int, freeze: bool
+    setup: str, frames: list[tuple[int, bytes]], snap: bytes, snap_at: int, freeze: bool, rehearse: bool = True
 ) -> dict[str, float]:
     """Two replays: the strategies as built (tick-to-order, cost per frame), then wrapped in
     ``TimedStrategy`` for the ``on_top`` figures (its clock reads stay out of the latency)."""
-    eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, timed=False)
-    timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, timed=True)
+    eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, timed=False, rehearse=rehearse)
+    timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, timed=True, rehearse=rehearse)
     return _result(eng, elapsed, len(frames), timed.strategies[0])
 
 
 def _replay_direct(
-    setup: str, frames: list[tuple[int, bytes]], snap: bytes, snap_at: int, freeze: bool, timed: bool
+    setup: str,
+    frames: list[tuple[int, bytes]],
+    snap: bytes,
+    snap_at: int,
+    freeze: bool,
+    timed: bool,
+    rehearse: bool = True,
 ) -> tuple[Engine, float]:
     inst = ReplayAdapter().exchange_info([SYM])
     strategies, risk = build(setup, inst, timed)
     gw = InstantVenueGateway()
     clock, stamp = recording_clock(frames[0][0])
-    eng = Engine(inst, strategies, risk, gateway=gw, config=EngineConfig(), clock=clock)
+    cfg = EngineConfig() if rehearse else EngineConfig(rehearse_interval=None)
+    eng = Engine(inst, strategies, risk, gateway=gw, config=cfg, clock=clock)
     proc = eng.process
     answer = gw.answer_all
     idle = eng.idle
@@ -344,11 +355,11 @@ def measure(
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(reps):
         for setup in setups:
-            for mode in ("direct", "direct+freeze", "threaded"):
+            for mode in MODES:
                 if mode == "threaded":
                     r = run_threaded(setup, min(threaded_frames, len(frames)))
                 else:
-                    r = run_direct(setup, frames, snap, snap_at, freeze=mode == "direct+freeze")
+                    r = run_direct(setup, frames, snap, snap_at, "freeze" in mode, "no rehearsal" not in mode)
                 results.setdefault(f"{setup} {mode}", []).append(r)
     return {
         name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()
@@ -383,12 +394,12 @@ def main() -> None:
         f"engine hot path, {span} frames of BTCUSDT (threaded: first {a.threaded_frames}), "
         f"median of {a.reps} reps (tick-to-order in us)"
     )
-    print(f"{'setup / mode':<22} {'metric':<13} {'compiled':>10} {'pure':>10} {'pure/comp':>10}")
+    print(f"{'setup / mode':<40} {'metric':<13} {'compiled':>10} {'pure':>10} {'pure/comp':>10}")
     for name in compiled:
         for metric in METRICS:
             c, p = compiled[name][metric], pure[name][metric]
             ratio = f"{p / c:10.2f}" if c else f"{'-':>10}"
-            print(f"{name:<22} {metric:<13} {c:10.1f} {p:10.1f} {ratio}")
+            print(f"{name:<40} {metric:<13} {c:10.1f} {p:10.1f} {ratio}")
     print("targets: p50 < 25 us, p99 < 100 us")
 
 
