@@ -1611,41 +1611,33 @@ _gc_state: list[Any] = [0, None]  # [engines running with gc_freeze, thresholds 
 @contextmanager
 def gc_policy(config: EngineConfig) -> Iterator[None]:
     """The cyclic collector's policy while an engine runs (``EngineConfig.gc_freeze``); ``run``
-    applies it, and benchmarks that drive ``process`` directly apply it the same way."""
+    applies it, and benchmarks that drive ``process`` directly apply it the same way.
+
+    The first engine to enter freezes what exists and raises gen-0; the last to leave thaws the
+    frozen objects and restores the thresholds. No collection first: a full one costs tens of ms
+    in a large process and would delay the first events; what little garbage gets frozen with the
+    rest is collected once it is thawed.
+    """
     if not config.gc_freeze:
         yield
         return
-    _gc_hold(config.gc_gen0_threshold)
+    with _gc_lock:
+        _gc_state[0] += 1
+        if _gc_state[0] == 1:
+            _gc_state[1] = gc.get_threshold()
+            gc.freeze()
+            if config.gc_gen0_threshold > 0:
+                gc.set_threshold(config.gc_gen0_threshold, *_gc_state[1][1:])
     try:
         yield
     finally:
-        _gc_release()
-
-
-def _gc_hold(gen0: int) -> None:
-    """First engine to start: freeze what exists and raise gen-0. No collection first: a full one
-    costs tens of ms in a large process and would delay the first events; what little garbage
-    gets frozen with the rest is collected once ``_gc_release`` thaws it."""
-    with _gc_lock:
-        _gc_state[0] += 1
-        if _gc_state[0] > 1:
-            return
-        _gc_state[1] = gc.get_threshold()
-        gc.freeze()
-        if gen0 > 0:
-            gc.set_threshold(gen0, *_gc_state[1][1:])
-
-
-def _gc_release() -> None:
-    """Last engine to stop: thaw the frozen objects and restore the thresholds."""
-    with _gc_lock:
-        _gc_state[0] -= 1
-        if _gc_state[0] > 0:
-            return
-        gc.unfreeze()
-        if _gc_state[1] is not None:
-            gc.set_threshold(*_gc_state[1])
-            _gc_state[1] = None
+        with _gc_lock:
+            _gc_state[0] -= 1
+            if _gc_state[0] == 0:
+                gc.unfreeze()
+                if _gc_state[1] is not None:
+                    gc.set_threshold(*_gc_state[1])
+                    _gc_state[1] = None
 
 
 def _set_clock_skew(engine: Engine, payload: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -47,12 +48,29 @@ __all__ = [
     "JournalError",
     "JournalOrder",
     "JournalState",
+    "FILL_COLUMNS",
     "PnlSample",
     "connect_readonly",
+    "fill_from_row",
     "now_ms",
 ]
 
 SCHEMA_VERSION = 1
+
+FILL_COLUMNS = (
+    "symbol, client_order_id, order_id, trade_id, side, price, qty, commission, commission_asset, "
+    "is_maker, time_ms"
+)
+"""The ``fills`` columns ``fill_from_row`` reads, in its order (``SELECT {FILL_COLUMNS} FROM fills``)."""
+
+
+def fill_from_row(row: Sequence[Any]) -> Fill:
+    """A ``Fill`` from a ``fills`` row selected as ``FILL_COLUMNS`` (amounts stored as exact text)."""
+    sym, cid, oid, tid, side, price, qty, fee, fee_asset, maker, t = row
+    return Fill(
+        sym, cid, int(oid), int(tid), Side(side), Decimal(price), Decimal(qty), Decimal(fee), fee_asset,
+        bool(maker), int(t),
+    )
 
 TERMINAL_STATUSES: tuple[str, ...] = tuple(s.value for s in OrderStatus if s.is_terminal)
 
@@ -659,7 +677,6 @@ class Journal:
         finally:
             conn.close()
 
-
     @staticmethod
     def unclean_session_fills(path: str | Path, last_run: int) -> tuple[Fill, ...]:
         """Fills of ``last_run`` and of every run before it back to the last clean exit, by trade id.
@@ -682,19 +699,13 @@ class Journal:
                 return ()
             marks = ",".join("?" * len(runs))
             rows = conn.execute(
-                "SELECT symbol, client_order_id, order_id, trade_id, side, price, qty, commission, "
-                f"commission_asset, is_maker, time_ms FROM fills WHERE run IN ({marks}) ORDER BY trade_id",
-                runs,
+                f"SELECT {FILL_COLUMNS} FROM fills WHERE run IN ({marks}) ORDER BY trade_id", runs
             ).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: cannot read fills ({exc})") from None
         finally:
             conn.close()
-        return tuple(
-            Fill(sym, cid, int(oid), int(tid), Side(side), Decimal(p), Decimal(q), Decimal(fee), fee_asset,
-                 bool(m), int(t))
-            for sym, cid, oid, tid, side, p, q, fee, fee_asset, m, t in rows
-        )
+        return tuple(fill_from_row(r) for r in rows)
 
 
 def _setup_writer(conn: sqlite3.Connection) -> None:

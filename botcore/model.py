@@ -69,7 +69,7 @@ class OrderStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in _TERMINAL
+        return self in TERMINAL_ORDER_STATUSES
 
     @property
     def is_open(self) -> bool:
@@ -77,7 +77,7 @@ class OrderStatus(enum.StrEnum):
         return not self.is_terminal
 
 
-_TERMINAL = frozenset(
+TERMINAL_ORDER_STATUSES: frozenset[OrderStatus] = frozenset(
     {
         OrderStatus.FILLED,
         OrderStatus.CANCELED,
@@ -124,7 +124,14 @@ class Instrument(msgspec.Struct, frozen=True):
 
     @property
     def price_precision(self) -> int:
-        return decimals_of(self.tick_size)
+        """Decimals of tickSize; memoised per tick size (every price conversion reads it)."""
+        tick = self.tick_size
+        precision = _PRICE_PRECISION.get(tick)
+        if precision is None:
+            precision = decimals_of(tick)
+            if len(_PRICE_PRECISION) < 4096:  # tick sizes are few; bound it anyway
+                _PRICE_PRECISION[tick] = precision
+        return precision
 
     # --- conversions -------------------------------------------------------------------------
     def price_to_ticks(self, price: Decimal | str) -> int:
@@ -203,6 +210,10 @@ class Instrument(msgspec.Struct, frozen=True):
             qty_precision=int(sym.get("baseAssetPrecision", AMOUNT_PRECISION)),
             status=sym.get("status", "TRADING"),
         )
+
+
+_PRICE_PRECISION: dict[Decimal, int] = {}
+"""tickSize -> its decimals (Decimals hash by value: equal tick sizes share an entry)."""
 
 
 def _to_units(value: Decimal, precision: int, what: str) -> int:

@@ -21,7 +21,14 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Final
 
-from botcore.model import ExecutionReport, OrderOutcome, OrderRequest, OrderStatus, Side
+from botcore.model import (
+    TERMINAL_ORDER_STATUSES,
+    ExecutionReport,
+    OrderOutcome,
+    OrderRequest,
+    OrderStatus,
+    Side,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +135,6 @@ QUOTING_STATUSES: Final = frozenset({S.PENDING_NEW, S.NEW, S.PARTIALLY_FILLED})
 # methods below run for every order, so they read these module constants instead.
 _PENDING_NEW, _NEW, _PARTIALLY_FILLED = S.PENDING_NEW, S.NEW, S.PARTIALLY_FILLED
 _PENDING_CANCEL, _UNKNOWN = S.PENDING_CANCEL, S.UNKNOWN
-_TERMINAL: Final = frozenset(s for s in S if s.is_terminal)
 _ZERO = Decimal(0)
 
 # Result codes of the mutating methods.
@@ -429,7 +435,7 @@ class OrderTracker:
         o.status = status
         o.updated_ns = self._clock()
         self.version += 1
-        if status in _TERMINAL:
+        if status in TERMINAL_ORDER_STATUSES:
             self._retire(o)
         return APPLIED
 

@@ -280,7 +280,7 @@ def recover(
         foreign=tuple(foreign),
         fills=tuple(fills),
         drifts=tuple(drifts),
-        carried=() if state.clean_exit else session_fills(state),
+        carried=session_fills(state),
         continued=state.run is not None and not state.clean_exit,
         resume_run_id=state.run_id,
         next_seq=state.seq_high + 1,

@@ -26,9 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from botcore.journal import JournalError, connect_readonly
+from botcore.journal import FILL_COLUMNS, JournalError, connect_readonly, fill_from_row
 from botcore.metrics import LatencyHistogram
-from botcore.model import Fill, Instrument, Side, plain
+from botcore.model import Instrument, Side, plain
 
 __all__ = [
     "RunReport",
@@ -213,24 +213,8 @@ def _fills(conn: sqlite3.Connection, rep: RunReport, rid: int, instruments: dict
 
     cache = PositionCache()
     last_price: dict[str, Decimal] = {}
-    for r in conn.execute(
-        "SELECT symbol, client_order_id, order_id, trade_id, side, price, qty, commission, commission_asset, "
-        "is_maker, time_ms FROM fills WHERE run = ? ORDER BY time_ms, trade_id",
-        (rid,),
-    ):
-        fill = Fill(
-            symbol=r[0],
-            client_order_id=r[1],
-            order_id=int(r[2]),
-            trade_id=int(r[3]),
-            side=Side(r[4]),
-            price=Decimal(r[5]),
-            qty=Decimal(r[6]),
-            commission=Decimal(r[7]),
-            commission_asset=r[8],
-            is_maker=bool(r[9]),
-            time_ms=int(r[10]),
-        )
+    for r in conn.execute(f"SELECT {FILL_COLUMNS} FROM fills WHERE run = ? ORDER BY time_ms, trade_id", (rid,)):
+        fill = fill_from_row(r)
         sym = fill.symbol
         s = rep.symbols.get(sym)
         if s is None:

@@ -63,22 +63,17 @@ def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
     if top is None or top.bid_price <= 0 or top.ask_price <= 0:
         return None
     mid2 = top.bid_price + top.ask_price
-    last_inst, last_mid2, last_mid, precision = _last_mid[0]  # one read: another thread may replace it
-    if last_inst is inst:
-        if last_mid2 == mid2:
-            return last_mid
-    else:
-        precision = inst.price_precision
-    mid = Decimal(mid2).scaleb(-precision) / 2  # = inst.ticks_to_price(mid2) / 2
-    _last_mid[0] = (inst, mid2, mid, precision)  # holds inst: its id cannot be reused meanwhile
+    last_inst, last_mid2, last_mid = _last_mid[0]  # one read: another thread may replace it
+    if last_inst is inst and last_mid2 == mid2:
+        return last_mid
+    mid = inst.ticks_to_price(mid2) / 2
+    _last_mid[0] = (inst, mid2, mid)  # holds inst: its id cannot be reused meanwhile
     return mid
 
 
-_last_mid: list[tuple[Any, int, Decimal, int]] = [(None, 0, ZERO, 0)]
-"""(instrument, mid2, mid, price precision) of the last ``_mid``: the orders of one requote are
-all checked against the same top, and ``price_precision`` (re-derived from tickSize on every read)
-costs more than the rest of the check. Instrument is immutable, so the same object gives the same
-precision, and with the same mid2 the same mid."""
+_last_mid: list[tuple[Any, int, Decimal]] = [(None, 0, ZERO)]
+"""(instrument, mid2, mid) of the last ``_mid``: the orders of one requote are all checked against
+the same top. Instrument is immutable, so the same object and mid2 give the same mid."""
 
 
 def _open_qty(ctx: StrategyContext, order: OrderRequest) -> Decimal:

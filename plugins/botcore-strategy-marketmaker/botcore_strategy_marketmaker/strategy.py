@@ -732,11 +732,7 @@ class MarketMaker:
                 return None
             st.replaced_vanished = not open_gate
 
-        paused = tuple(st.paused_until)
-        hang = tuple(s.opposite for s in paused) if p.hang_other_side else ()
-        quotes = compute_quotes(
-            p, inst, top, position_of(ctx.positions, top.symbol), live, paused=paused, hang=hang
-        )
+        quotes = self._wanted(ctx, top, inst, live, tuple(st.paused_until))
         if aged:  # leave aged orders out once (the engine cancels them); put them back next time
             aged_keys = _live_keys(aged)
             quotes = [q for q in quotes if (q.side, q.price, q.qty) not in aged_keys]
@@ -763,6 +759,12 @@ class MarketMaker:
             live = list(live)
         now = ctx.now_ns()
         paused = tuple(side for side, until in st.paused_until.items() if until > now)  # as on_top sees them
+        return self._wanted(ctx, top, inst, live, paused)
+
+    def _wanted(
+        self, ctx: StrategyContext, top: BookTop, inst: Instrument, live: Sequence[Any], paused: tuple[Side, ...]
+    ) -> list[Quote]:
+        """The quotes for ``top`` with ``paused`` sides left out (and the other side hung if configured)."""
         hang = tuple(s.opposite for s in paused) if self.params.hang_other_side else ()
         return compute_quotes(
             self.params, inst, top, position_of(ctx.positions, top.symbol), live, paused=paused, hang=hang
