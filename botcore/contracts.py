@@ -193,8 +193,9 @@ class RiskCheck(Protocol):
     """One link of the risk chain: return a reason string to veto, None to allow.
 
     A check may set ``rehearsable = True`` when calling ``check`` changes nothing a later answer
-    depends on (it then also runs in the engine's rehearsals, see ``RehearsingStrategy``); a
-    check that counts what it sees (an order-rate window) must leave it unset.
+    depends on (it then also runs in the engine's rehearsals, see ``RehearsingStrategy``). A check
+    that counts orders (an order-rate window) counts in ``order_sent`` (``StatefulRiskCheck``), not
+    in ``check``: then ``check`` stays rehearsable and the count holds only what really went out.
     """
 
     name: str
@@ -207,8 +208,12 @@ class StatefulRiskCheck(RiskCheck, Protocol):
 
     ``on_fill`` lets a check follow PnL/inventory; ``halted`` is polled at event boundaries: a
     non-None reason makes the engine cancel all orders and pause quoting until it returns None.
+    ``order_sent`` is called for every order handed to the gateway (whatever a shadow link said),
+    before the next order of the same decision is checked; ``ctx.now_ns()`` is the decision's instant.
     """
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None: ...
+
+    def order_sent(self, order: OrderRequest, ctx: StrategyContext) -> None: ...
 
     def halted(self, ctx: StrategyContext) -> str | None: ...

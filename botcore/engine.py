@@ -405,6 +405,7 @@ class Engine:
             for r in risk_checks
         ]
         self._fill_watchers = [r for r in self._risk if callable(getattr(r.check, "on_fill", None))]
+        self._send_watchers = [r for r in self._risk if callable(getattr(r.check, "order_sent", None))]
         self._halt_checks = [r for r in self._risk if callable(getattr(r.check, "halted", None))]
         self._rehearsable = [r for r in self._risk if getattr(r.check, "rehearsable", False) is True]
         self._rehearsers = [s for s in self.strategies if callable(getattr(s, "rehearse", None))]
@@ -431,6 +432,7 @@ class Engine:
         self._user_ok = True
         self._orders_ok = True  # False while the adapter reports new orders refused (429/418)
         self._submitted: list[OrderRequest] = []  # handed over, order_submitted hooks pending
+        self._handoffs: list[int] = []  # hand-off times of this decision's orders, recorded after it
         self._quoting = dict.fromkeys(self.instruments, False)
         self._last_quotes: dict[tuple[str, str], Sequence[Quote]] = {}
         self._shortfall: set[tuple[str, str]] = set()
@@ -856,11 +858,19 @@ class Engine:
             self._decision_ns = 0
 
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
-        """Apply one decision; its ``order_submitted`` hooks run once every order of it has left:
-        the journal's write (~60 µs, bench/run.py --only journal) must not delay the next order."""
+        """Apply one decision. What follows its orders out waits until every order of it has left:
+        the latency samples (recording the first order's must not delay the second) and the
+        ``order_submitted`` hooks (the journal's write, ~60 µs, bench/run.py --only journal)."""
         try:
             self._apply_quotes_now(strategy, symbol, quotes, recv_ns)
         finally:
+            if self._handoffs:
+                handoffs, self._handoffs = self._handoffs, []
+                if recv_ns:
+                    wait = self._decide_ns - recv_ns
+                    for handoff_ns in handoffs:
+                        self.tick_to_order.record(handoff_ns - recv_ns)
+                        self.tick_wait.record(wait)
             if self._submitted:
                 orders, self._submitted = self._submitted, []
                 for order in orders:
@@ -997,9 +1007,9 @@ class Engine:
         else:
             self.gateway.submit(order)
             self._handoff_ns = self._clock()
-        if recv_ns:
-            self.tick_to_order.record(self._handoff_ns - recv_ns)
-            self.tick_wait.record(self._decide_ns - recv_ns)
+        if self._send_watchers:
+            self._risk_order_sent(order)
+        self._handoffs.append(self._handoff_ns)  # recorded after the decision (_apply_quotes)
         self.n_orders += 1
         if self._h.order_submitted:
             self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
@@ -1047,9 +1057,9 @@ class Engine:
         else:
             self.gateway.cancel_replace(cancel, order)
             self._handoff_ns = self._clock()
-        if recv_ns:
-            self.tick_to_order.record(self._handoff_ns - recv_ns)
-            self.tick_wait.record(self._decide_ns - recv_ns)
+        if self._send_watchers:
+            self._risk_order_sent(order)
+        self._handoffs.append(self._handoff_ns)  # recorded after the decision (_apply_quotes)
         self.n_orders += 1
         self.n_cancels += 1
         self.n_replaces += 1
@@ -1409,6 +1419,16 @@ class Engine:
                 link.check.on_fill(fill, ctx)  # type: ignore[attr-defined]
             except Exception:
                 log.exception("risk check %s failed in on_fill", link.name)
+
+    def _risk_order_sent(self, order: OrderRequest) -> None:
+        """Checks that count what goes out (an order-rate window) learn of each order as it leaves,
+        before the decision's next order is checked; a failing one is logged, not fatal."""
+        ctx = self.ctx
+        for link in self._send_watchers:
+            try:
+                link.check.order_sent(order, ctx)  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("risk check %s failed in order_sent", link.name)
 
     def _fill_done(self, fill: Fill, strat: Strategy | None) -> None:
         self.n_fills += 1

@@ -76,8 +76,9 @@ def botcore_register_risk_checks(register: Register) -> None:
 
     :param register: call ``register(name, factory)``. ``factory(params)`` returns a
         ``botcore.contracts.RiskCheck``. The chain runs in config order before every order.
-        Set ``rehearsable = True`` on a check whose ``check`` changes nothing (no counting): it
-        then also runs in the engine's idle rehearsals and stays warm for real orders.
+        Set ``rehearsable = True`` on a check whose ``check`` changes nothing (count sent orders
+        in ``order_sent`` instead, see ``botcore.contracts.StatefulRiskCheck``): it then also runs
+        in the engine's idle rehearsals and stays warm for real orders.
     """
 
 

@@ -8,6 +8,7 @@ the replay adapter over the shipped recording.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ from botcore.model import (
     Side,
     TimeInForce,
 )
+from botcore.params import NS_PER_S
 from botcore.plugins import Hooks, get_plugin_manager
 from botcore.reconcile import ReconcilePolicy, Reconciler
 from botcore.replay_adapter import ReplayAdapter
@@ -419,6 +421,48 @@ def test_vetoed_quotes_do_not_use_up_room() -> None:
     eng, gw, _ = make([Quoter(max_live_orders=1)], [VetoSells()])
     go_live(eng)
     assert [o.side for o in gw.submitted] == [Side.BUY]
+
+
+def test_order_rate_counts_what_left_wherever_it_sits_in_the_chain() -> None:
+    """The engine reports each order it hands over (``order_sent``): an order-rate check first in
+    the chain does not count the orders a later check denies, nor the engine's rehearsals."""
+    from botcore_risk_basic.checks import OrderRateCheck
+
+    class VetoSells:
+        name = "no-sells"
+
+        def check(self, order: OrderRequest, ctx: Any) -> str | None:
+            return "no sells" if order.side is Side.SELL else None
+
+    rate = OrderRateCheck.from_params({"per_second": 3})
+    eng, gw, clock = make([Rehearser(max_live_orders=2)], [rate, VetoSells()], rehearse_interval=0.001)
+    go_live(eng)
+    assert [o.side for o in gw.submitted] == [Side.BUY] and eng.vetoes["no-sells"] == 1
+    now = eng._clock()
+    assert rate.count(now, NS_PER_S) == 1  # the denied sell is not in the window
+    for o in gw.submitted:
+        ack(eng, o)
+    for _ in range(5):
+        clock.advance(0.002)
+        eng.idle()
+    assert eng.n_rehearsals == 5 and rate.count(eng._clock(), NS_PER_S) == 1
+
+
+def test_a_failing_order_sent_is_logged_and_quoting_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    class BadCounter:
+        name = "bad-counter"
+
+        def check(self, order: OrderRequest, ctx: Any) -> str | None:
+            return None
+
+        def order_sent(self, order: OrderRequest, ctx: Any) -> None:
+            raise RuntimeError("counter bug")
+
+    with caplog.at_level(logging.ERROR):
+        eng, gw, _ = make([Quoter(max_live_orders=2)], [BadCounter()])
+        go_live(eng)
+    assert len(gw.submitted) == 2  # both orders went out
+    assert sum("bad-counter failed in order_sent" in r.getMessage() for r in caplog.records) == 2
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,8 +21,14 @@ DAY = 86_400 * S
 
 
 def _send(check: OrderRateCheck, ctx: RiskCtx, at: int) -> str | None:
+    """What the engine does: ask, and report the order as sent if it goes out (allowed, or the
+    veto was only a shadow's)."""
     ctx.now = at
-    return check.check(order(), ctx)
+    o = order()
+    reason = check.check(o, ctx)
+    if reason is None or check.shadow:
+        check.order_sent(o, ctx)
+    return reason
 
 
 RATE_SEQUENCE = [
@@ -69,6 +75,30 @@ def test_shadow_order_rate_counts_what_goes_out_anyway() -> None:
     assert _send(check, ctx, 0) is None
     assert _send(check, ctx, 1) is not None  # would deny (the chain lets it through)...
     assert check.count(1, S) == 2  # ...and it is counted, since it was sent
+
+
+def test_order_rate_check_only_reads_its_windows() -> None:
+    """``check`` counts nothing (the engine rehearses it in idle moments); only ``order_sent`` does."""
+    check = OrderRateCheck.from_params({"per_second": 2})
+    assert check.rehearsable is True
+    ctx = RiskCtx()
+    for _ in range(10):
+        assert check.check(order(), ctx) is None
+    assert check.count(0, S) == 0
+    check.order_sent(order(), ctx)
+    check.order_sent(order(), ctx)
+    assert check.check(order(), ctx) is not None and check.count(0, S) == 2
+
+
+def test_order_rate_counts_only_its_symbols() -> None:
+    check = OrderRateCheck.from_params({"per_second": 1, "symbols": ["ETHUSDT"]})
+    ctx = RiskCtx()
+    check.order_sent(order(), ctx)  # BTCUSDT: not this check's business
+    assert check.count(0, S) == 0
+    eth = order(symbol="ETHUSDT")
+    check.order_sent(eth, ctx)
+    assert check.check(eth, ctx) is not None
+    assert check.check(order(), ctx) is None
 
 
 def test_order_rate_is_capped_by_the_exchange_orders_limit() -> None:

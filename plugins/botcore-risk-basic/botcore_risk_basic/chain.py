@@ -49,6 +49,14 @@ class RiskChain:
                 return f"{c.name}: {reason}"
         return None
 
+    def order_sent(self, order: OrderRequest, ctx: StrategyContext) -> None:
+        """``order`` went out (as the engine reports it after the hand-off): checks that count
+        sent orders (``order_rate``) count it."""
+        for c in self.checks:
+            hook = getattr(c, "order_sent", None)
+            if hook is not None:
+                hook(order, ctx)
+
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
         for c in self.checks:
             hook = getattr(c, "on_fill", None)

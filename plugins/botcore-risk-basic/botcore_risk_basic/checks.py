@@ -246,14 +246,14 @@ class OrderRateCheck(BasicCheck):
     """At most ``per_second`` orders in any 1 s and ``per_10s`` in any 10 s (sliding windows).
 
     The 10 s window is also capped by ``exchange_orders_per_10s`` (the venue's ORDERS limit), so
-    the bot never earns a -1015. Orders are counted when this check lets them through (and, in
-    shadow mode, always, since they go out anyway): put it last in the chain so orders a later
-    check denies are not counted. An order sent exactly 1 s (10 s) ago has left the window.
+    the bot never earns a -1015. ``check`` only reads the windows; the engine reports every order
+    that leaves through ``order_sent``, so the windows hold exactly what went out: not orders a
+    later link of the chain denied, and (in shadow mode) every order this check would have
+    denied. An order sent exactly 1 s (10 s) ago has left the window.
     """
 
     kind = "order_rate"
     params_model = OrderRateParams
-    rehearsable = False  # counts every order it lets through
 
     def __init__(self, params: CheckParams) -> None:
         super().__init__(params)
@@ -264,28 +264,33 @@ class OrderRateCheck(BasicCheck):
         self._sent_1s: deque[int] = deque()  # the tail of ``_sent`` within the last second
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        """O(1) amortised: each send time enters and leaves each window's deque once."""
+        """O(1) amortised: each send time enters and leaves each window's deque once. Dropping
+        expired times changes no answer, so ``check`` is rehearsable."""
         now = ctx.now_ns()
         sent = self._sent
         horizon = now - 10 * NS_PER_S
         while sent and sent[0] <= horizon:
             sent.popleft()
+        if len(sent) + 1 > self.per_10s:
+            return f"{len(sent)} orders in the last 10 s: one more exceeds {self.per_10s} per 10 s"
         per_second = self.per_second
-        recent = self._sent_1s
         if per_second is not None:
+            recent = self._sent_1s
             last_second = now - NS_PER_S
             while recent and recent[0] <= last_second:
                 recent.popleft()
-        reason = None
-        if len(sent) + 1 > self.per_10s:
-            reason = f"{len(sent)} orders in the last 10 s: one more exceeds {self.per_10s} per 10 s"
-        elif per_second is not None and len(recent) + 1 > per_second:
-            reason = f"{len(recent)} orders in the last 1 s: one more exceeds {per_second} per second"
-        if reason is None or self.shadow:
-            sent.append(now)
-            if per_second is not None:
-                recent.append(now)
-        return reason
+            if len(recent) + 1 > per_second:
+                return f"{len(recent)} orders in the last 1 s: one more exceeds {per_second} per second"
+        return None
+
+    def order_sent(self, order: OrderRequest, ctx: StrategyContext) -> None:
+        """The engine handed ``order`` to the gateway: it counts in both windows from now on."""
+        if self._symbols is not None and order.symbol not in self._symbols:
+            return
+        now = ctx.now_ns()
+        self._sent.append(now)
+        if self.per_second is not None:
+            self._sent_1s.append(now)
 
     def count(self, now_ns: int, window_ns: int) -> int:
         """Orders counted within ``window_ns`` before ``now_ns`` (for status displays and tests)."""
