@@ -420,6 +420,7 @@ class Engine:
             positions.add_instrument(inst)
         self._positions = ThreadGuard(positions, check) if check else positions
         self._tracker = OrderTracker(clock=clock, owner_check=check)
+        self._stand_in = OrderTracker(history=0, clock=clock)  # the rehearsals' tracker, never read
         self._ids = ClientOrderIds(run_id)
         self._syncs: dict[str, BookSync] = {}
         for sym, inst in self.instruments.items():
@@ -810,10 +811,12 @@ class Engine:
         """Nothing to process (``run`` calls this when its queue is empty): rehearse the order
         path, at most every ``config.rehearse_interval``, so the next requote runs warm.
 
-        Each ``RehearsingStrategy`` quoting a trusted book gives the quotes it would want now;
-        they go through ``diff``, ``pair_replacements`` and the vetting of a real order with the
-        ``rehearsable`` risk checks, and are dropped: nothing is tracked, counted, logged or sent,
-        and no client id is used up."""
+        Each ``RehearsingStrategy`` quoting a trusted book gives the quotes it would want now,
+        computed without its memos (``MarketMaker.rehearse``); they go through ``diff``,
+        ``pair_replacements``, the vetting of a real order with the ``rehearsable`` risk checks,
+        and the tracker's steps of a replacement on a stand-in tracker nobody reads; then they are
+        dropped. Nothing is tracked by the engine's tracker, counted, logged or sent, and no client
+        id is used up."""
         interval = self.config.rehearse_interval
         if interval is None or not self._rehearsers or self._stopping:
             return
@@ -845,10 +848,18 @@ class Engine:
                     quotes, keep, self.config.tolerance_ticks, self.instruments[symbol].tick_size
                 )
                 pair_replacements(to_cancel, to_place, self._replaceable)
+                stand_in = self._stand_in
                 for q in quotes:
-                    self._vetted_order(strat.name, symbol, q, rehearsal=True)
+                    order = self._vetted_order(strat.name, symbol, q, rehearsal=True)
+                    # The tracker's steps of a replacement, on a stand-in tracker nobody reads: the
+                    # order is tracked, acknowledged, cancelled and forgotten (history 0).
+                    stand_in.track(order, q.level)  # type: ignore[arg-type]
+                    stand_in.force(_REHEARSAL_CID, _NEW, "rehearsal")
+                    stand_in.request_cancel(_REHEARSAL_CID)
+                    stand_in.force(_REHEARSAL_CID, _CANCELED, "rehearsal")
                 self.n_rehearsals += 1
         except Exception:
+            self._stand_in = OrderTracker(history=0, clock=self._clock)  # never left half-way
             self.counters.inc("rehearsal_errors")
             n = self.counters["rehearsal_errors"]
             if not n & (n - 1):  # 1st, 2nd, 4th...: a rehearsal that always fails must not flood the log
@@ -934,7 +945,7 @@ class Engine:
 
         ``rehearsal``: the same steps for an order that will never exist (``idle``): no client id
         used up, only the ``rehearsable`` checks, nothing counted or logged, no plugin hook;
-        errors propagate to the rehearsal, and the answer is always None."""
+        errors propagate to the rehearsal, and the answer is the order built (it is never sent)."""
         otype, tif = self._order_type[strategy]
         level = q.level
         order = OrderRequest(
@@ -979,7 +990,7 @@ class Engine:
                     continue
                 return None
         if rehearsal:
-            return None
+            return order
         if self._h.order_check:
             reason = self.hooks.order_check(order, ctx)
             if reason:

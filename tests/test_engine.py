@@ -521,6 +521,10 @@ def test_idle_rehearses_quotes_through_the_rehearsable_checks_and_sends_nothing(
     assert len(gw.orders) == sent and not gw.cancels and not gw.replaces
     assert dict(eng.vetoes) == vetoes  # the rehearsed sell was vetoed: not counted
     assert len(eng.tracker) == tracked and eng._ids.seq == next_id and dict(eng.counters) == counters
+    # the tracker's steps ran on the stand-in, legally, and left nothing behind
+    stand_in = eng._stand_in
+    assert len(stand_in) == 0 and stand_in.get("rehearsal") is None and stand_in.illegal == 0
+    assert stand_in.version == 2 * 4  # per rehearsed quote: tracked, acknowledged, cancel requested, cancelled
 
     eng.idle()  # within the interval: nothing
     assert len(strat.rehearsed) == 1
@@ -557,6 +561,26 @@ def test_a_failing_rehearsal_is_counted_and_the_engine_goes_on() -> None:
     n = len(gw.orders)
     frame(eng, ticker(104, "100.05", "100.95"), clock)
     assert len(gw.orders) == n + 2  # quoting goes on
+
+
+def test_a_rehearsal_failing_half_way_leaves_no_stand_in_order_behind() -> None:
+    strat = Rehearser()
+    eng, gw, clock = make([strat])
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    broken = eng._stand_in
+
+    def boom(cid: str) -> bool:
+        raise RuntimeError("tracker bug")
+
+    broken.request_cancel = boom  # type: ignore[method-assign]
+    eng.idle()
+    assert eng.counters["rehearsal_errors"] == 1 and len(broken) == 1  # it failed with an order tracked
+    clock.advance(0.01)
+    eng.idle()  # a fresh stand-in: the same id can be tracked again
+    assert eng.counters["rehearsal_errors"] == 1 and eng.n_rehearsals == 1
+    assert eng._stand_in is not broken and len(eng._stand_in) == 0
 
 
 def test_run_loop_rehearses_while_waiting_for_events() -> None:

@@ -338,6 +338,8 @@ def same(
     for _ in range(2):
         again = compute_quotes(p, inst, t, position, live, paused, hang)
         assert shape(again) == shape(ref)
+    # uncached (the idle rehearsals' way): computed afresh, same answer
+    assert shape(compute_quotes(p, inst, t, position, live, paused, hang, cached=False)) == shape(ref)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -392,6 +394,27 @@ def test_tick_path_is_taken_and_memo_returns_fresh_lists() -> None:
         reference_compute_quotes(p, inst, t, ZERO, (), (), (), None)
     )
     assert len(compute_quotes(p, inst, t)) == 6
+
+
+def test_uncached_computation_ignores_and_refreshes_the_memos() -> None:
+    """``cached=False`` (idle rehearsals) computes afresh, and what it computes is memoised."""
+    from botcore_strategy_marketmaker import strategy
+
+    inst = btcusdt()
+    p = parse_params({"amount": "0.001", "levels": 2})
+    t = recorded_tops()[5][1]
+    want = shape(reference_compute_quotes(p, inst, t, ZERO, (), (), (), None))
+    grid = strategy._grid(p, inst)
+    assert grid is not None
+    compute_quotes(p, inst, t)
+    key = (t.bid_price, t.ask_price, ZERO, frozenset())
+    poison = ((), (), (), ZERO)
+    grid.memo[key] = poison  # a stale entry: only a cached call can return it
+    grid.quotes.clear()
+    assert compute_quotes(p, inst, t) == []
+    assert shape(compute_quotes(p, inst, t, cached=False)) == want
+    assert grid.memo[key] is not poison and len(grid.quotes) == 4  # both memos refilled
+    assert shape(compute_quotes(p, inst, t)) == want
 
 
 def test_memo_keyed_by_position_and_paused_side() -> None:

@@ -142,6 +142,7 @@ def compute_quotes(
     paused: Iterable[Side] = (),
     hang: Iterable[Side] = (),
     rejected: list[tuple[Quote, str]] | None = None,
+    cached: bool = True,
 ) -> list[Quote]:
     """The quotes wanted for ``top``: level 0 first, bid before ask within a level.
 
@@ -151,12 +152,14 @@ def compute_quotes(
 
     Tick-based offsets without a skew shift take an integer-tick path (every Decimal step of the
     general path is exact there, so the result is identical); anything else takes the Decimal path.
+    ``cached=False`` computes the tick path as if nothing were memoised (and memoises the result):
+    the idle rehearsals use it, so that a requote on a top never seen before runs warm.
     """
     if not book_usable(top):
         return []
     grid = _grid(p, inst)
     if grid is not None and (p.skew_bps_per_unit == 0 or skew_shift_bps(p, position) == 0):
-        return _compute_quotes_ticks(grid, p, inst, top, position, live, paused, hang, rejected)
+        return _compute_quotes_ticks(grid, p, inst, top, position, live, paused, hang, rejected, cached)
     return _compute_quotes_decimal(p, inst, top, position, live, paused, hang, rejected)
 
 
@@ -278,6 +281,7 @@ def _compute_quotes_ticks(
     paused: Iterable[Side],
     hang: Iterable[Side],
     rejected: list[tuple[Quote, str]] | None,
+    cached: bool = True,
 ) -> list[Quote]:
     """``_compute_quotes_decimal`` in integer price units (see ``compute_quotes``).
 
@@ -292,11 +296,11 @@ def _compute_quotes_ticks(
         buys, sells = _sides_ticks(g, p, inst, top, position, live, paused_set, hang_set, rejected)
     else:
         key = (top.bid_price, top.ask_price, position, paused_set)
-        hit = g.memo.get(key)
+        hit = g.memo.get(key) if cached else None
         if hit is None:
             if len(g.memo) >= _MEMO_SIZE:
                 g.memo.clear()
-            buys, sells = _sides_ticks(g, p, inst, top, position, live, paused_set, hang_set, None)
+            buys, sells = _sides_ticks(g, p, inst, top, position, live, paused_set, hang_set, None, cached)
             side_max = max(sum((q.qty for q in buys), ZERO), sum((q.qty for q in sells), ZERO))
             hit = g.memo[key] = (buys, sells, _interleave(buys, sells), side_max)
         max_position = p.max_position
@@ -337,8 +341,10 @@ def _sides_ticks(
     paused_set: frozenset[Side],
     hang_set: frozenset[Side],
     rejected: list[tuple[Quote, str]] | None,
+    cached: bool = True,
 ) -> _Sides:
-    """(bids, asks) before the position cap, innermost level first."""
+    """(bids, asks) before the position cap, innermost level first; ``cached=False`` ignores the
+    per-price quote cache (see ``compute_quotes``)."""
     tick = g.tick
     best_bid = top.bid_price
     best_ask = top.ask_price
@@ -353,7 +359,7 @@ def _sides_ticks(
     # A shrink factor of exactly 1 leaves every size as it is (rounded and quantized the same).
     resized = shrink != ONE
     if band is None and not resized and not hang_set and g.all_fixed:
-        return _sides_fixed(g, bid0, ask0, best_bid, best_ask, paused_set, rejected)
+        return _sides_fixed(g, bid0, ask0, best_bid, best_ask, paused_set, rejected, cached)
     pp = g.pp
     spacing = g.spacing * tick
     cache = g.quotes
@@ -402,7 +408,7 @@ def _sides_ticks(
             if qty is not None and not shrinks:
                 # A fixed size: the quote and its filter verdict depend on (price, level, side) only.
                 key = (price, level, away)
-                hit = cache.get(key)
+                hit = cache.get(key) if cached else None
                 if hit is None:
                     if len(cache) >= _MEMO_SIZE:
                         cache.clear()
@@ -434,6 +440,7 @@ def _sides_fixed(
     best_ask: int,
     paused_set: frozenset[Side],
     rejected: list[tuple[Quote, str]] | None,
+    cached: bool = True,
 ) -> _Sides:
     """``_sides_ticks`` for the common configuration (fixed base sizes at every level, no price
     band, no size shrink, no hung side): the same prices, clamps and filter verdicts, with the
@@ -466,7 +473,7 @@ def _sides_fixed(
             if price <= 0:
                 break
             key = (price, level, away)
-            hit = cache.get(key)
+            hit = cache.get(key) if cached else None
             if hit is None:
                 if len(cache) >= _MEMO_SIZE:
                     cache.clear()
@@ -759,15 +766,29 @@ class MarketMaker:
             live = list(live)
         now = ctx.now_ns()
         paused = tuple(side for side, until in st.paused_until.items() if until > now)  # as on_top sees them
-        return self._wanted(ctx, top, inst, live, paused)
+        # Uncached: the next requote comes with a new top, which misses the memos; keep that path warm.
+        return self._wanted(ctx, top, inst, live, paused, cached=False)
 
     def _wanted(
-        self, ctx: StrategyContext, top: BookTop, inst: Instrument, live: Sequence[Any], paused: tuple[Side, ...]
+        self,
+        ctx: StrategyContext,
+        top: BookTop,
+        inst: Instrument,
+        live: Sequence[Any],
+        paused: tuple[Side, ...],
+        cached: bool = True,
     ) -> list[Quote]:
         """The quotes for ``top`` with ``paused`` sides left out (and the other side hung if configured)."""
         hang = tuple(s.opposite for s in paused) if self.params.hang_other_side else ()
         return compute_quotes(
-            self.params, inst, top, position_of(ctx.positions, top.symbol), live, paused=paused, hang=hang
+            self.params,
+            inst,
+            top,
+            position_of(ctx.positions, top.symbol),
+            live,
+            paused=paused,
+            hang=hang,
+            cached=cached,
         )
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
