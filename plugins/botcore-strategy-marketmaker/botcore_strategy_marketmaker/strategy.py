@@ -177,6 +177,7 @@ class _Grid:
         "quotes",
         "qty_exp",
         "pp",
+        "price_unit",
         "tick",
         "min_price",
         "max_price",
@@ -195,6 +196,7 @@ class _Grid:
     def __init__(self, p: MarketMakerParams, inst: Instrument) -> None:
         pp = inst.price_precision
         self.pp = pp
+        self.price_unit = ONE.scaleb(-pp)  # Decimal(units) * price_unit == Decimal(units).scaleb(-pp), cheaper
         self.tick = int(inst.tick_size.scaleb(pp))
         self.min_price = int(inst.min_price.scaleb(pp))
         self.max_price = int(inst.max_price.scaleb(pp))
@@ -301,8 +303,7 @@ def _compute_quotes_ticks(
             if len(g.memo) >= _MEMO_SIZE:
                 g.memo.clear()
             buys, sells = _sides_ticks(g, p, inst, top, position, live, paused_set, hang_set, None, cached)
-            side_max = max(sum((q.qty for q in buys), ZERO), sum((q.qty for q in sells), ZERO))
-            hit = g.memo[key] = (buys, sells, _interleave(buys, sells), side_max)
+            hit = g.memo[key] = (buys, sells, _interleave(buys, sells), max(_total_qty(buys), _total_qty(sells)))
         max_position = p.max_position
         if max_position is None:
             return list(hit[2])
@@ -500,7 +501,14 @@ def _fixed_quote(g: _Grid, side: Side, price: int, level: int, qty: Decimal) -> 
         notional = price * units
         if g.min_notional and notional < g.min_notional or g.max_notional and notional > g.max_notional:
             failure = "NOTIONAL"
-    return Quote(side, Decimal(price).scaleb(-g.pp), qty, level), failure
+    return Quote(side, Decimal(price) * g.price_unit, qty, level), failure
+
+
+def _total_qty(quotes: Sequence[Quote]) -> Decimal:
+    total = ZERO
+    for q in quotes:  # a loop, not sum() over a generator: no generator object on the requote path
+        total += q.qty
+    return total
 
 
 def _interleave(buys: Sequence[Quote], sells: Sequence[Quote]) -> tuple[Quote, ...]:
