@@ -366,7 +366,7 @@ class AccountSnapshot(msgspec.Struct, frozen=True):
     balances: tuple[Balance, ...]
     open_orders: tuple[OpenOrder, ...]
     update_time_ms: int
-    fetched_at_ms: int
+    fetched_at_ms: int  # venue time just before the order list was asked for: orders newer than it may be missing
 
 
 class BookTop(msgspec.Struct, frozen=True):

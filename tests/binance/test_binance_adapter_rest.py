@@ -332,6 +332,29 @@ def test_reads_depth_account_trades(adapter: BinanceAdapter, server: RestServer,
     assert [t.client_order_id for t in trades] == ["o-1", "outside-1"]  # learned from openOrders, then asked
 
 
+def test_snapshot_fence_is_taken_before_the_open_orders_are_listed(
+    adapter: BinanceAdapter, server: RestServer, venue: Venue
+) -> None:
+    """``fetched_at_ms`` fences the order list: an order whose last event is at or after it may
+    postdate the list. Stamped after the (slow) account call, an order placed and acknowledged
+    while that call ran looked older than the list and was wrongly reported missing on the venue."""
+    listed_at: list[int] = []
+
+    async def open_orders(request: web.Request, params: dict[str, str]) -> web.Response:
+        listed_at.append(int(time.time() * 1000) + venue.offset_ms)
+        return json_response([])
+
+    async def account(request: web.Request, params: dict[str, str]) -> web.Response:
+        await asyncio.sleep(0.08)  # meanwhile an order is placed and acknowledged
+        return json_response({"updateTime": 5, "balances": []})
+
+    server.on("GET", "/api/v3/openOrders", open_orders)
+    server.on("GET", "/api/v3/account", account)
+    snap = adapter.account_snapshot()
+    assert len(listed_at) == 1
+    assert snap.fetched_at_ms <= listed_at[0] + 5  # at the listing (clock estimate aside), not 80 ms later
+
+
 def test_two_adapters_coexist_without_global_state() -> None:
     from binance.base_client import BaseClient
     from binance.client import Client

@@ -430,6 +430,9 @@ class BinanceAdapter:
     def account_snapshot(self) -> AccountSnapshot:
         self._ensure_clock()
         symbols = self.settings.symbols or tuple(self._instruments)
+        # The order list's fence (``AccountSnapshot.fetched_at_ms``): taken before it is asked for,
+        # so an order placed or changed while the requests run counts as newer than the list.
+        listed_from_ms = self.clock.now_ms()
         if symbols and len(symbols) <= 10:
             orders = [o for s in symbols for o in self.open_orders(s)]
         else:
@@ -439,7 +442,7 @@ class BinanceAdapter:
             balances=decode.balances(account),
             open_orders=tuple(orders),
             update_time_ms=int(account.get("updateTime", 0) or 0),
-            fetched_at_ms=self.clock.now_ms(),
+            fetched_at_ms=listed_from_ms,
         )
 
     def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
