@@ -18,7 +18,7 @@ from botcore_strategy_marketmaker.params import parse_params
 from botcore_strategy_marketmaker.strategy import MarketMaker, compute_quotes, make_strategy
 from mm_support import FakeCtx, FakeOrder, apply_quotes, btcusdt, recorded_tops, top
 
-from botcore.model import Fill, Instrument, OrderType, Quote, Side, TimeInForce
+from botcore.model import BookTop, Fill, Instrument, OrderType, Quote, Side, TimeInForce
 
 S = 1_000_000_000
 D = Decimal
@@ -65,7 +65,7 @@ def fill(order: FakeOrder, ctx: FakeCtx, qty: Decimal | None = None) -> Fill:
 
 @pytest.mark.parametrize(
     ("tolerance", "interval"),
-    [("0", 0), ("0", "0.2"), ("0.5", 0), ("0.5", "0.2"), ("2", "1"), ("1.5", "5s")],
+    [("0", 0), ("0", "0.2"), ("0.5", 0), ("0.5", "0.2"), ("2", "1"), ("1.5", "5s"), ("0.37", 0), ("0.013", 0)],
 )
 def test_requotes_follow_tolerance_and_interval(tolerance: str, interval: Any) -> None:
     strat, ctx = mm(requote_tolerance_bps=tolerance, min_requote_interval=interval, levels=2)
@@ -90,6 +90,19 @@ def test_requotes_follow_tolerance_and_interval(tolerance: str, interval: Any) -
         # The live orders always are what the strategy last asked for.
         assert len(ctx.orders) == 4
     assert n_requotes >= 2
+
+
+@pytest.mark.parametrize(("tolerance", "limit"), [("1", 200), ("0.37", 74), ("0.013", 2)])
+def test_a_move_exactly_at_the_tolerance_is_no_move(tolerance: str, limit: int) -> None:
+    """Mid (in half-ticks, mid2) 2,000,002: a tolerance of t bps allows a move of t/10,000 of it."""
+    strat, ctx = mm(requote_tolerance_bps=tolerance, min_requote_interval=0)
+    base = BookTop(SYM, 1_000_000, 5, 1_000_002, 5, 1)
+    assert step(strat, ctx, base, 0) is not None
+    for move, moves in ((limit, False), (limit + 1, True)):
+        up = move // 2
+        t = BookTop(SYM, base.bid_price + up, 5, base.ask_price + move - up, 5, 2)
+        assert t.mid2 - base.mid2 == move
+        assert (step(strat, ctx, t, 1) is not None) is moves, (tolerance, move)
 
 
 def test_wider_tolerance_means_fewer_requotes() -> None:

@@ -696,6 +696,7 @@ class MarketMaker:
         self.order_type = OrderType.LIMIT_MAKER if params.post_only else OrderType.LIMIT
         self.time_in_force: TimeInForce | None = None if params.post_only else TimeInForce.GTC
         self._states = {s: _SymbolState() for s in self.symbols}
+        self._tolerance = params.requote_tolerance_bps.as_integer_ratio()  # bps as num / den
 
     def __repr__(self) -> str:
         return f"MarketMaker({self.name!r}, symbols={list(self.symbols)})"
@@ -871,10 +872,11 @@ class MarketMaker:
         ref = st.ref_mid2
         if ref <= 0:
             return True
-        tolerance = self.params.requote_tolerance_bps
-        if not tolerance:  # any move at all (the Decimal product below is > 0 exactly then)
+        num, den = self._tolerance
+        if not num:  # any move at all
             return top.mid2 != ref
-        return abs(top.mid2 - ref) * BPS > tolerance * ref
+        # |move| / ref > num / (den * 10_000), in integers: exact, and it runs on every top change
+        return abs(top.mid2 - ref) * den * 10_000 > num * ref
 
     @staticmethod
     def _covered(quotes: tuple[Quote, ...] | None, live: Sequence[Any]) -> bool:
