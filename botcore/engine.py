@@ -433,7 +433,8 @@ class Engine:
         self._user_ok = True
         self._orders_ok = True  # False while the adapter reports new orders refused (429/418)
         self._submitted: list[OrderRequest] = []  # handed over, order_submitted hooks pending
-        self._handoffs: list[int] = []  # hand-off times of this decision's orders, recorded after it
+        # (handed over, frame received, decision began) per order of this decision: recorded after it
+        self._handoffs: list[tuple[int, int, int]] = []
         self._quoting = dict.fromkeys(self.instruments, False)
         self._last_quotes: dict[tuple[str, str], Sequence[Quote]] = {}
         self._shortfall: set[tuple[str, str]] = set()
@@ -877,11 +878,9 @@ class Engine:
         finally:
             if self._handoffs:
                 handoffs, self._handoffs = self._handoffs, []
-                if recv_ns:
-                    wait = self._decide_ns - recv_ns
-                    for handoff_ns in handoffs:
-                        self.tick_to_order.record(handoff_ns - recv_ns)
-                        self.tick_wait.record(wait)
+                for handoff_ns, frame_ns, decide_ns in handoffs:
+                    self.tick_to_order.record(handoff_ns - frame_ns)
+                    self.tick_wait.record(decide_ns - frame_ns)
             if self._submitted:
                 orders, self._submitted = self._submitted, []
                 for order in orders:
@@ -1020,7 +1019,8 @@ class Engine:
             self._handoff_ns = self._clock()
         if self._send_watchers:
             self._risk_order_sent(order)
-        self._handoffs.append(self._handoff_ns)  # recorded after the decision (_apply_quotes)
+        if recv_ns:  # recorded after the decision (_apply_quotes)
+            self._handoffs.append((self._handoff_ns, recv_ns, self._decide_ns))
         self.n_orders += 1
         if self._h.order_submitted:
             self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
@@ -1070,7 +1070,8 @@ class Engine:
             self._handoff_ns = self._clock()
         if self._send_watchers:
             self._risk_order_sent(order)
-        self._handoffs.append(self._handoff_ns)  # recorded after the decision (_apply_quotes)
+        if recv_ns:  # recorded after the decision (_apply_quotes)
+            self._handoffs.append((self._handoff_ns, recv_ns, self._decide_ns))
         self.n_orders += 1
         self.n_cancels += 1
         self.n_replaces += 1

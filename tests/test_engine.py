@@ -1532,6 +1532,32 @@ def test_tick_to_order_records_replace_handoffs() -> None:
     assert eng.tick_to_order.count == 2 and eng.tick_to_order.min_ns == 5_000
 
 
+def test_each_order_s_sample_ends_at_its_own_hand_off_though_recorded_after_the_decision() -> None:
+    """Samples are recorded once the decision's last order has left, each with its own hand-off
+    time: the first order's is not stretched to the second's, nor the other way round."""
+
+    class SlowGateway(FakeGateway):
+        def __init__(self, clock: Clock) -> None:
+            super().__init__()
+            self.clock = clock
+
+        def cancel_replace(self, cancel: CancelRequest, new: OrderRequest) -> None:
+            self.clock.now += 3_000  # each hand-off takes 3 µs
+            super().cancel_replace(cancel, new)
+
+    clock = Clock()
+    gw = SlowGateway(clock)
+    eng = Engine({SYM: INST}, [Quoter()], [], gateway=gw, config=EngineConfig(snapshot_min_interval=0.0), clock=clock)
+    go_live(eng)
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.01", "100.99"), clock, age_ns=5_000)  # both sides move
+    h = eng.tick_to_order
+    assert len(gw.replaces) == 2 and h.count == 2
+    assert (h.min_ns, h.max_ns) == (8_000, 11_000)  # 5 µs old frame + one or two hand-offs
+    assert eng.tick_wait.min_ns == eng.tick_wait.max_ns == 5_000
+
+
 def test_a_refused_cancel_is_sent_again_if_the_order_is_still_unwanted() -> None:
     """Quoting paused while a replace was in flight; the venue refused the cancel leg."""
     eng, gw, clock, bid, pair = one_replace()
