@@ -466,7 +466,6 @@ class Engine:
         # The part of tick-to-order before the strategy runs: the frame waiting in the queue (reader
         # thread -> engine thread) plus the book update. The rest is the engine's decision path.
         self.tick_wait = LatencyHistogram()
-        self._decide_ns = 0
         self._decision_ns = 0  # the clock reading ctx.now_ns() answers while a decision runs, else 0
         self.counters = Counters()
         self.vetoes = Counters()
@@ -579,7 +578,7 @@ class Engine:
                 continue
             if self._positions.apply_fill(fill):
                 carried += 1
-            self._risk_on_fill(fill)
+            self._tell_risk(self._fill_watchers, "on_fill", fill)
         return carried
 
     def on_job(self, name: str, handler: Callable[[Engine, dict[str, Any]], None]) -> None:
@@ -778,7 +777,7 @@ class Engine:
     def _quote(self, sync: BookSync, recv_ns: int) -> None:
         """Ask each strategy of the book about its new top and apply the quotes it wants; the
         whole decision reads one clock value (``ctx.now_ns``)."""
-        now = self._decide_ns = self._clock()
+        now = self._clock()
         bp, bq, ap, aq = sync.top()
         if bp <= 0 or ap <= 0 or bp >= ap:
             self.counters.inc("crossed_or_empty_tops")
@@ -1018,9 +1017,9 @@ class Engine:
             self.gateway.submit(order)
             self._handoff_ns = self._clock()
         if self._send_watchers:
-            self._risk_order_sent(order)
+            self._tell_risk(self._send_watchers, "order_sent", order)
         if recv_ns:  # recorded after the decision (_apply_quotes)
-            self._handoffs.append((self._handoff_ns, recv_ns, self._decide_ns))
+            self._handoffs.append((self._handoff_ns, recv_ns, self._decision_ns))
         self.n_orders += 1
         if self._h.order_submitted:
             self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
@@ -1069,9 +1068,9 @@ class Engine:
             self.gateway.cancel_replace(cancel, order)
             self._handoff_ns = self._clock()
         if self._send_watchers:
-            self._risk_order_sent(order)
+            self._tell_risk(self._send_watchers, "order_sent", order)
         if recv_ns:  # recorded after the decision (_apply_quotes)
-            self._handoffs.append((self._handoff_ns, recv_ns, self._decide_ns))
+            self._handoffs.append((self._handoff_ns, recv_ns, self._decision_ns))
         self.n_orders += 1
         self.n_cancels += 1
         self.n_replaces += 1
@@ -1423,30 +1422,22 @@ class Engine:
             return True
         return False
 
-    def _risk_on_fill(self, fill: Fill) -> None:
-        """Stateful risk checks follow equity through fills; a failing one is logged, not fatal."""
+    def _tell_risk(self, links: list[RiskLink], hook: str, what: Any) -> None:
+        """Call the optional ``StatefulRiskCheck`` extra ``hook`` (``on_fill``: checks follow equity
+        through fills; ``order_sent``: checks that count orders learn of each one as it leaves,
+        before the decision's next order is checked). A failing check is logged, not fatal."""
         ctx = self.ctx
-        for link in self._fill_watchers:
+        for link in links:
             try:
-                link.check.on_fill(fill, ctx)  # type: ignore[attr-defined]
+                getattr(link.check, hook)(what, ctx)
             except Exception:
-                log.exception("risk check %s failed in on_fill", link.name)
-
-    def _risk_order_sent(self, order: OrderRequest) -> None:
-        """Checks that count what goes out (an order-rate window) learn of each order as it leaves,
-        before the decision's next order is checked; a failing one is logged, not fatal."""
-        ctx = self.ctx
-        for link in self._send_watchers:
-            try:
-                link.check.order_sent(order, ctx)  # type: ignore[attr-defined]
-            except Exception:
-                log.exception("risk check %s failed in order_sent", link.name)
+                log.exception("risk check %s failed in %s", link.name, hook)
 
     def _fill_done(self, fill: Fill, strat: Strategy | None) -> None:
         self.n_fills += 1
         if self._h.order_filled:
             self.hooks.order_filled(fill)
-        self._risk_on_fill(fill)
+        self._tell_risk(self._fill_watchers, "on_fill", fill)
         if self._halt_checks:
             self._poll_halts()
         if strat is not None:

@@ -140,8 +140,12 @@ class BasicCheck:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, shadow={self.shadow})"
 
+    def applies_to(self, symbol: str) -> bool:
+        """The ``symbols`` filter: this check judges (and counts) orders on ``symbol``."""
+        return self._symbols is None or symbol in self._symbols
+
     def check(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        if self._symbols is not None and order.symbol not in self._symbols:
+        if not self.applies_to(order.symbol):
             return None
         return self.evaluate(order, ctx)
 
@@ -285,7 +289,7 @@ class OrderRateCheck(BasicCheck):
 
     def order_sent(self, order: OrderRequest, ctx: StrategyContext) -> None:
         """The engine handed ``order`` to the gateway: it counts in both windows from now on."""
-        if self._symbols is not None and order.symbol not in self._symbols:
+        if not self.applies_to(order.symbol):
             return
         now = ctx.now_ns()
         self._sent.append(now)
@@ -359,7 +363,7 @@ class _HaltingCheck(BasicCheck):
         self._rebase = False
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
-        if self._symbols is not None and fill.symbol not in self._symbols:
+        if not self.applies_to(fill.symbol):
             return
         if self.equity.apply(fill, ctx):
             self._update(ctx)
