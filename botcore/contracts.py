@@ -196,6 +196,12 @@ class RiskCheck(Protocol):
     depends on (it then also runs in the engine's rehearsals, see ``RehearsingStrategy``). A check
     that counts orders (an order-rate window) counts in ``order_sent`` (``StatefulRiskCheck``), not
     in ``check``: then ``check`` stays rehearsable and the count holds only what really went out.
+
+    A check may set ``per_decision = True`` when its answer depends only on the symbol and on
+    state that cannot change while one decision's orders go out (data age at the decision's
+    instant ``ctx.now_ns()``, a halt, a trust flag), never on the order itself: the engine then
+    asks it for a decision's first order only, and that answer (a veto too) stands for the
+    decision's other orders. Checks that look at the order or at the live orders must not.
     """
 
     name: str

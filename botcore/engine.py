@@ -164,6 +164,20 @@ class RiskLink(NamedTuple):
     shadow: bool = False
 
 
+class _ChainStep:
+    """A link of the risk chain as ``Engine._vetted_order`` runs it. A ``per_decision`` check
+    (``contracts.RiskCheck``) is asked once per decision: its answer for the decision's first order
+    stands for the decision's other orders (``decision`` tells which decision ``answer`` is from)."""
+
+    __slots__ = ("link", "once", "decision", "answer")
+
+    def __init__(self, link: RiskLink) -> None:
+        self.link = link
+        self.once = getattr(link.check, "per_decision", False) is True
+        self.decision = 0
+        self.answer: str | None = None
+
+
 class OrderView(msgspec.Struct, frozen=True):
     """Read-only copy of a live order, for strategies."""
 
@@ -407,7 +421,8 @@ class Engine:
         self._fill_watchers = [r for r in self._risk if callable(getattr(r.check, "on_fill", None))]
         self._send_watchers = [r for r in self._risk if callable(getattr(r.check, "order_sent", None))]
         self._halt_checks = [r for r in self._risk if callable(getattr(r.check, "halted", None))]
-        self._rehearsable = [r for r in self._risk if getattr(r.check, "rehearsable", False) is True]
+        self._steps = [_ChainStep(r) for r in self._risk]
+        self._rehearsal_steps = [s for s in self._steps if getattr(s.link.check, "rehearsable", False) is True]
         self._rehearsers = [s for s in self.strategies if callable(getattr(s, "rehearse", None))]
         self._next_rehearsal = 0
         if reconciler is None:  # the chain's reconcile_guard is the run's Reconciler
@@ -467,6 +482,8 @@ class Engine:
         # thread -> engine thread) plus the book update. The rest is the engine's decision path.
         self.tick_wait = LatencyHistogram()
         self._decision_ns = 0  # the clock reading ctx.now_ns() answers while a decision runs, else 0
+        self._decisions = 0  # decisions so far (real and rehearsed): the per-decision checks' key
+        self._decision = 0  # the decision whose orders are being vetted, else 0
         self.counters = Counters()
         self.vetoes = Counters()
         self.shadow_vetoes = Counters()
@@ -839,6 +856,8 @@ class Engine:
         view = self.ctx._views[symbol]
         view._top = top
         self._decision_ns = now
+        self._decisions += 1
+        self._decision = self._decisions
         try:
             quotes = strat.rehearse(self.ctx, top)  # type: ignore[attr-defined]
             if quotes:
@@ -867,14 +886,18 @@ class Engine:
         finally:
             view._top = None
             self._decision_ns = 0
+            self._decision = 0
 
     def _apply_quotes(self, strategy: str, symbol: str, quotes: Sequence[Quote], recv_ns: int) -> None:
         """Apply one decision. What follows its orders out waits until every order of it has left:
         the latency samples (recording the first order's must not delay the second) and the
         ``order_submitted`` hooks (the journal's write, ~60 µs, bench/run.py --only journal)."""
+        self._decisions += 1
+        self._decision = self._decisions
         try:
             self._apply_quotes_now(strategy, symbol, quotes, recv_ns)
         finally:
+            self._decision = 0  # outside a decision every order asks every check
             if self._handoffs:
                 handoffs, self._handoffs = self._handoffs, []
                 for handoff_ns, frame_ns, decide_ns in handoffs:
@@ -943,7 +966,9 @@ class Engine:
 
         ``rehearsal``: the same steps for an order that will never exist (``idle``): no client id
         used up, only the ``rehearsable`` checks, nothing counted or logged, no plugin hook;
-        errors propagate to the rehearsal, and the answer is the order built (it is never sent)."""
+        errors propagate to the rehearsal, and the answer is the order built (it is never sent).
+        Within a decision (``_apply_quotes``, a rehearsal) a ``per_decision`` check is asked for
+        the first order only (``_ChainStep``)."""
         otype, tif = self._order_type[strategy]
         level = q.level
         order = OrderRequest(
@@ -958,14 +983,22 @@ class Engine:
             _TAGS[level] if 0 <= level < 32 else f"L{level}",
         )
         ctx = self.ctx
-        for link in self._rehearsable if rehearsal else self._risk:
-            try:
-                reason = link.check.check(order, ctx)
-            except Exception as exc:  # a broken check fails closed
-                if rehearsal:
-                    raise
-                reason = f"risk check raised {type(exc).__name__}: {exc}"
-                log.exception("risk check %s failed", link.name)
+        decision = self._decision
+        for step in self._rehearsal_steps if rehearsal else self._steps:
+            link = step.link
+            if step.once and decision and step.decision == decision:
+                reason = step.answer  # asked for this decision's first order
+            else:
+                try:
+                    reason = link.check.check(order, ctx)
+                except Exception as exc:  # a broken check fails closed
+                    if rehearsal:
+                        raise
+                    reason = f"risk check raised {type(exc).__name__}: {exc}"
+                    log.exception("risk check %s failed", link.name)
+                if step.once:
+                    step.decision = decision
+                    step.answer = reason
             if rehearsal:
                 continue
             if reason:

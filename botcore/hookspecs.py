@@ -78,7 +78,9 @@ def botcore_register_risk_checks(register: Register) -> None:
         ``botcore.contracts.RiskCheck``. The chain runs in config order before every order.
         Set ``rehearsable = True`` on a check whose ``check`` changes nothing (count sent orders
         in ``order_sent`` instead, see ``botcore.contracts.StatefulRiskCheck``): it then also runs
-        in the engine's idle rehearsals and stays warm for real orders.
+        in the engine's idle rehearsals and stays warm for real orders. Set ``per_decision = True``
+        on a check that never looks at the order (data age, a halt): it is then asked once per
+        decision instead of once per order (see ``botcore.contracts.RiskCheck``).
     """
 
 

@@ -274,6 +274,7 @@ class Reconciler:
 
     name = "reconcile"
     rehearsable = True  # ``check`` only reads the halt
+    per_decision = True  # ...which no order of a decision can change
 
     def __init__(
         self,

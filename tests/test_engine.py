@@ -465,6 +465,67 @@ def test_a_failing_order_sent_is_logged_and_quoting_goes_on(caplog: pytest.LogCa
     assert sum("bad-counter failed in order_sent" in r.getMessage() for r in caplog.records) == 2
 
 
+class Gate:
+    """A risk check that never looks at the order: counts its calls, vetoes while ``closed``."""
+
+    def __init__(self, name: str, per_decision: bool, closed: str | None = None, fail: bool = False) -> None:
+        self.name = name
+        self.per_decision = per_decision
+        self.rehearsable = True
+        self.closed = closed
+        self.fail = fail
+        self.calls = 0
+
+    def check(self, order: OrderRequest, ctx: Any) -> str | None:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("gate bug")
+        return self.closed
+
+
+def test_a_per_decision_check_is_asked_once_per_decision_and_its_answer_stands_for_every_order() -> None:
+    once, each = Gate("once", per_decision=True), Gate("each", per_decision=False)
+    strat = Rehearser(max_live_orders=2)
+    eng, gw, clock = make([strat], [once, each], rehearse_interval=0.001)
+    go_live(eng)  # one decision, two orders
+    assert len(gw.submitted) == 2 and (once.calls, each.calls) == (1, 2)
+    for o in gw.submitted:
+        ack(eng, o)
+    frame(eng, ticker(104, "100.05", "100.95"), clock)  # the next decision asks again
+    assert len(gw.orders) == 4 and (once.calls, each.calls) == (2, 4)
+    clock.advance(0.002)
+    eng.idle()  # a rehearsal is a decision too
+    assert eng.n_rehearsals == 1 and (once.calls, each.calls) == (3, 6)
+
+    for o in gw.orders[2:]:
+        ack(eng, o)
+    once.closed = "halted"  # a veto holds for all the decision's orders, each one counted
+    frame(eng, ticker(105, "100.10", "100.90"), clock)
+    assert (once.calls, each.calls) == (4, 6) and len(gw.orders) == 4
+    assert eng.vetoes["once"] == 2
+
+
+def test_a_failing_per_decision_check_denies_the_whole_decision_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate("broken-gate", per_decision=True, fail=True)
+    with caplog.at_level(logging.ERROR):
+        eng, gw, _ = make([Quoter(max_live_orders=2)], [gate])
+        go_live(eng)
+    assert not gw.submitted and gate.calls == 1 and eng.vetoes["broken-gate"] == 2
+    assert sum("risk check broken-gate failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_built_in_checks_that_ignore_the_order_are_per_decision() -> None:
+    from botcore_risk_basic import checks as c
+
+    assert Reconciler.per_decision is True
+    assert c.StaleDataCheck.per_decision and c.DrawdownCheck.per_decision and c.DailyLossCheck.per_decision
+    for kind in (c.MaxPositionCheck, c.MaxInventoryValueCheck, c.MaxOrderNotionalCheck, c.MaxOpenOrdersCheck):
+        assert kind.per_decision is False, kind  # they judge the order, or the live orders it adds to
+    assert c.OrderRateCheck.per_decision is False and c.PriceBandCheck.per_decision is False
+
+
 # ------------------------------------------------------------------------------------------------
 # Idle rehearsals of the order path
 # ------------------------------------------------------------------------------------------------

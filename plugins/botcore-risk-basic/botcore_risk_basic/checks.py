@@ -122,6 +122,8 @@ class BasicCheck:
     params_model: ClassVar[type[CheckParams]]
     rehearsable: ClassVar[bool] = True
     """``check`` changes nothing a later answer depends on (see ``contracts.RiskCheck``)."""
+    per_decision: ClassVar[bool] = False
+    """The answer never depends on the order: asked once per decision (``contracts.RiskCheck``)."""
 
     def __init__(self, params: CheckParams) -> None:
         self.params = params
@@ -328,6 +330,7 @@ class StaleDataCheck(BasicCheck):
 
     kind = "stale_data"
     params_model = StaleDataParams
+    per_decision = True  # symbol and the decision's instant only
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
         p: StaleDataParams = self.params  # type: ignore[assignment]
@@ -353,6 +356,8 @@ class StaleDataCheck(BasicCheck):
 
 class _HaltingCheck(BasicCheck):
     """Shared halt bookkeeping: equity from fills, a halt reason, a manual ``resume``."""
+
+    per_decision = True  # the halt: no order of a decision moves equity (fills arrive as events)
 
     def __init__(self, params: CheckParams) -> None:
         super().__init__(params)

@@ -158,7 +158,7 @@ def compute_quotes(
     if not book_usable(top):
         return []
     grid = _grid(p, inst)
-    if grid is not None and (p.skew_bps_per_unit == 0 or skew_shift_bps(p, position) == 0):
+    if grid is not None and (grid.skew_free or skew_shift_bps(p, position) == 0):
         return _compute_quotes_ticks(grid, p, inst, top, position, live, paused, hang, rejected, cached)
     return _compute_quotes_decimal(p, inst, top, position, live, paused, hang, rejected)
 
@@ -191,6 +191,8 @@ class _Grid:
         "spacing",
         "offsets",
         "all_fixed",
+        "skew_free",
+        "plain",
     )
 
     def __init__(self, p: MarketMakerParams, inst: Instrument) -> None:
@@ -227,6 +229,10 @@ class _Grid:
         # Per level: distance from level 0 in price units; every level of a fixed base size.
         self.offsets = tuple(level * self.spacing * self.tick for level in range(p.levels))
         self.all_fixed = all(q is not None for q in self.qty)
+        self.skew_free = p.skew_bps_per_unit == 0  # never a price skew
+        # Fixed sizes never resized (no size skew), no price band: ``_sides_fixed`` applies whatever
+        # the position, unless a side is hung.
+        self.plain = self.all_fixed and p.skew_size_per_unit == 0 and p.price_band_bps is None
 
 
 _GRIDS: dict[tuple[int, int], tuple[MarketMakerParams, Instrument, _Grid | None]] = {}
@@ -353,6 +359,8 @@ def _sides_ticks(
     ask0 = _level0_ticks(g.ask_off, best_ask, best_bid, tick, 1)
     if bid0 >= ask0:
         bid0, ask0 = best_bid, best_ask
+    if g.plain and not hang_set:  # no Decimal step below would change anything
+        return _sides_fixed(g, bid0, ask0, best_bid, best_ask, paused_set, rejected, cached)
 
     band = p.price_band_bps
     deviation = position - p.inventory_target
@@ -756,7 +764,7 @@ class MarketMaker:
         if st.last_quotes is None or st.fill_pending or pause_over:
             st.replaced_vanished = False
         st.last_quotes = tuple(quotes)
-        st.ref_mid2 = top.mid2
+        st.ref_mid2 = top.bid_price + top.ask_price  # BookTop.mid2, without the property call
         st.last_change_ns = now
         st.fill_pending = False
         return quotes
@@ -872,11 +880,12 @@ class MarketMaker:
         ref = st.ref_mid2
         if ref <= 0:
             return True
+        mid2 = top.bid_price + top.ask_price  # BookTop.mid2: a Python property, on every top change
         num, den = self._tolerance
         if not num:  # any move at all
-            return top.mid2 != ref
+            return mid2 != ref
         # |move| / ref > num / (den * 10_000), in integers: exact, and it runs on every top change
-        return abs(top.mid2 - ref) * den * 10_000 > num * ref
+        return abs(mid2 - ref) * den * 10_000 > num * ref
 
     @staticmethod
     def _covered(quotes: tuple[Quote, ...] | None, live: Sequence[Any]) -> bool:
