@@ -29,15 +29,20 @@ Modes:
   arrive ~6 ms apart in the recording): the engine's idle rehearsals of the order path
   (``EngineConfig.rehearse_interval``) take place there, and their cost shows in ``us_per_frame``.
 * ``direct+freeze``: the same under ``engine.gc_policy`` (``gc.freeze()`` and the larger gen-0
-  threshold of ``EngineConfig.gc_gen0_threshold``): exactly what ``Engine.run`` (``botcore run``,
-  the threaded mode) applies by default (``EngineConfig.gc_freeze``); ``Engine.process``, which
-  ``direct`` drives, does not. This is the product's configuration: ``bench/run.py`` reports it.
+  threshold of ``EngineConfig.gc_gen0_threshold``) and ``engine.cpu_policy`` (config/paper.yaml's
+  ``engine.cpu``, unset there: no pinning): exactly what ``Engine.run`` (``botcore run``, the
+  threaded mode) applies to the main job; ``Engine.process``, which ``direct`` drives, does not.
+  This is the product's configuration: ``bench/run.py`` reports it.
 * ``direct+freeze, no rehearsal``: the same with ``EngineConfig.rehearse_interval=None`` (the
   engine never rehearses its order path while idle): what the rehearsals buy, measured in turn
   with the mode above within every repetition.
+* ``direct+freeze, pinned``: ``direct+freeze`` with this thread (the engine thread here) pinned
+  as ``engine.cpu: auto`` would pin it (the last CPU): what the option does, in turn with the
+  others. ``direct`` applies neither policy (``Engine.process`` alone).
 * ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames in
   lock-step (``max_backlog=0``), so the queue hop, thread wake-ups and GIL hand-offs count
-  (wall clock: the replay runs ~10x faster than recorded).
+  (wall clock: the replay runs ~10x faster than recorded); the engine thread as ``botcore run``
+  runs it.
 
 Columns: tick-to-order percentiles; ``on_top_p50``: the strategy's own time on ticks where it
 decided to requote (part of every tick-to-order sample of that tick; timed in a second replay of
@@ -67,9 +72,9 @@ from pathlib import Path
 from typing import Any
 
 from botcore.app import build_risk_chain, build_strategies, with_reconcile_guard
-from botcore.config import config_from_text, load_config
+from botcore.config import EngineSection, config_from_text, load_config
 from botcore.core import USING_EXTENSIONS
-from botcore.engine import Engine, EngineConfig, gc_policy
+from botcore.engine import Engine, EngineConfig, cpu_policy, gc_policy
 from botcore.events import DepthSnapshot, GatewayResult, MarketFrame, UserEvent
 from botcore.metrics import LatencyHistogram, now_ns
 from botcore.model import BookTop, ExecutionReport, Instrument, OrderOutcome, OrderStatus, Quote, Side
@@ -99,7 +104,23 @@ risk:
     - {type: drawdown, params: {max_drawdown: "50", resume: manual}}
     - {type: order_rate, params: {per_10s: 10000000, exchange_orders_per_10s: 10000000}}
 """
-MODES = ("direct", "direct+freeze", "direct+freeze, no rehearsal", "threaded")
+MODES = ("direct", "direct+freeze", "direct+freeze, no rehearsal", "direct+freeze, pinned", "threaded")
+_DIRECT_MODES = {  # mode: (Engine.run's collector policy, idle rehearsals, engine.cpu)
+    "direct": (False, True, None),
+    "direct+freeze": (True, True, "config"),
+    "direct+freeze, no rehearsal": (True, False, "config"),
+    "direct+freeze, pinned": (True, True, "auto"),
+}
+
+
+def engine_cpu(choice: str | None) -> int | None:
+    """``engine.cpu`` for a replay: ``"config"`` = config/paper.yaml's (what ``botcore run`` pins its
+    engine thread to), ``"auto"`` = the ``engine.cpu: auto`` option's CPU, None = not pinned."""
+    if choice == "config":
+        return load_config(PAPER_YAML).engine.engine_cpu()
+    if choice == "auto":
+        return EngineSection(cpu="auto").engine_cpu()
+    return None
 METRICS = ("p50", "p99", "p99.9", "on_top_p50", "idle_on_top_p50", "us_per_frame", "orders", "replaces")
 MM3_PARAMS = {
     "amount": "0.001",
@@ -294,12 +315,18 @@ def recording_clock(start_ns: int) -> tuple[Callable[[], int], Callable[[int], i
 
 
 def run_direct(
-    setup: str, frames: list[tuple[int, bytes]], snap: bytes, snap_at: int, freeze: bool, rehearse: bool = True
+    setup: str,
+    frames: list[tuple[int, bytes]],
+    snap: bytes,
+    snap_at: int,
+    freeze: bool,
+    rehearse: bool = True,
+    cpu: str | None = "config",
 ) -> dict[str, float]:
     """Two replays: the strategies as built (tick-to-order, cost per frame), then wrapped in
     ``TimedStrategy`` for the ``on_top`` figures (its clock reads stay out of the latency)."""
-    eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, timed=False, rehearse=rehearse)
-    timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, timed=True, rehearse=rehearse)
+    eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, False, rehearse, cpu)
+    timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, True, rehearse, cpu)
     return _result(eng, elapsed, len(frames), timed.strategies[0])
 
 
@@ -311,7 +338,11 @@ def _replay_direct(
     freeze: bool,
     timed: bool,
     rehearse: bool = True,
+    cpu: str | None = "config",
 ) -> tuple[Engine, float]:
+    """One replay on this thread. ``freeze``: under ``gc_policy``; ``cpu``: under ``cpu_policy``
+    with ``engine_cpu(cpu)`` (this thread is the engine thread here). ``freeze`` with the default
+    ``cpu`` is what ``Engine.run`` applies to ``botcore run config/paper.yaml``."""
     inst = ReplayAdapter().exchange_info([SYM])
     strategies, risk = build(setup, inst, timed)
     gw = InstantVenueGateway()
@@ -322,7 +353,8 @@ def _replay_direct(
     answer = gw.answer_all
     idle = eng.idle
     t0 = time.perf_counter()
-    with gc_policy(EngineConfig(gc_freeze=freeze)):  # what Engine.run applies (or nothing)
+    policies = EngineConfig(gc_freeze=freeze, cpu=engine_cpu(cpu))
+    with gc_policy(policies), cpu_policy(policies):  # what Engine.run applies (or nothing)
         for i, (rec_ns, raw) in enumerate(frames):
             proc(MarketFrame(raw, stamp(rec_ns)))
             if i == snap_at:
@@ -337,7 +369,8 @@ def run_threaded(setup: str, frames: int) -> dict[str, float]:
     adapter = ReplayAdapter(max_frames=frames, max_backlog=0, user_reports=True)
     inst = adapter.exchange_info([SYM])
     strategies, risk = build(setup, inst)
-    eng = Engine(inst, strategies, risk, adapter=adapter, config=EngineConfig(snapshot_min_interval=0.0))
+    config = EngineConfig(snapshot_min_interval=0.0, cpu=engine_cpu("config"))
+    eng = Engine(inst, strategies, risk, adapter=adapter, config=config)
     eng.load_snapshot(adapter.account_snapshot())
     t0 = time.perf_counter()
     eng.start()
@@ -359,7 +392,7 @@ def measure(
                 if mode == "threaded":
                     r = run_threaded(setup, min(threaded_frames, len(frames)))
                 else:
-                    r = run_direct(setup, frames, snap, snap_at, "freeze" in mode, "no rehearsal" not in mode)
+                    r = run_direct(setup, frames, snap, snap_at, *_DIRECT_MODES[mode])
                 results.setdefault(f"{setup} {mode}", []).append(r)
     return {
         name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()

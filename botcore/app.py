@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from botcore.config import BotConfig, ConfigError, validate_against_registry
 from botcore.contracts import VenueEndpoints
-from botcore.engine import Engine, EngineHandle, RiskLink
+from botcore.engine import Engine, EngineConfig, EngineHandle, RiskLink
 from botcore.journal import Journal
 from botcore.model import BookTop, Drift, Instrument
 from botcore.orders import ClientOrderIds
@@ -302,6 +302,7 @@ def run(config: BotConfig, pm: Any, args: Any, out: TextIO | None = None) -> int
             risk,
             adapter=adapter,
             hooks=hooks,
+            config=EngineConfig(cpu=config.engine.engine_cpu()),
             run_id=fresh_run_id(config.run.journal),
             reconciler=reconciler,
         )

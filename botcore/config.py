@@ -523,6 +523,37 @@ class MetricsConfig(_Model):
     host: str = Field("127.0.0.1", description="Bind address; keep it local unless you mean it.")
 
 
+class EngineSection(_Model):
+    """How the engine thread runs."""
+
+    cpu: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
+        None,
+        description=(
+            "Pin the engine thread to this CPU (Linux): a thread that moves between cores starts "
+            "each decision with cold caches. 'auto' = the last CPU this process may use, if it "
+            "may use more than one; null = let the OS place it."
+        ),
+    )
+
+    @field_validator("cpu")
+    @classmethod
+    def _available(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and hasattr(os, "sched_getaffinity"):
+            allowed = sorted(os.sched_getaffinity(0))
+            if value not in allowed:
+                raise _fail(f"CPU {value} is not one this process may run on: {allowed}")
+        return value
+
+    def engine_cpu(self) -> int | None:
+        """The CPU to pin the engine thread to (``EngineConfig.cpu``), 'auto' resolved here."""
+        if self.cpu != "auto":
+            return self.cpu  # type: ignore[return-value]
+        if not hasattr(os, "sched_getaffinity"):
+            return None
+        allowed = os.sched_getaffinity(0)
+        return max(allowed) if len(allowed) > 1 else None  # one CPU: nothing to choose
+
+
 class BotConfig(_Model):
     """The whole file. Load it with ``load_config``; treat it as read-only (it is frozen)."""
 
@@ -533,6 +564,7 @@ class BotConfig(_Model):
     risk: RiskConfig = Field(default_factory=RiskConfig, description="The risk chain.")
     schedules: list[ScheduleConfig] = Field(default_factory=list, description="Scheduled jobs.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics endpoint.")
+    engine: EngineSection = Field(default_factory=EngineSection, description="The engine thread.")
     plugins: dict[str, FreeDict] = Field(
         default_factory=dict, description="Per-plugin blocks, keyed by plugin name, passed as is."
     )

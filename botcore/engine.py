@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import heapq
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -154,6 +155,11 @@ class EngineConfig:
     """While idle, walk the strategies' current quotes through the order path at most this often
     (engine clock, seconds) so a requote finds its code and data in the CPU caches; None: never.
     See ``contracts.RehearsingStrategy`` and ``Engine.idle``."""
+    cpu: int | None = None
+    """While ``run`` runs, the engine thread runs on this CPU only (Linux ``sched_setaffinity``;
+    the YAML's ``engine.cpu``). A thread the scheduler moves to another core starts its next
+    decision with that core's cold caches; a pinned one keeps its own. None: wherever the OS
+    puts it. See ``cpu_policy``."""
 
 
 class RiskLink(NamedTuple):
@@ -608,7 +614,7 @@ class Engine:
     def run(self) -> str:
         """Process events on the calling thread until stopped; returns the stop reason."""
         self._bind_owner()
-        with gc_policy(self.config):
+        with gc_policy(self.config), cpu_policy(self.config):
             return self._run()
 
     def _run(self) -> str:
@@ -1694,6 +1700,30 @@ def gc_policy(config: EngineConfig) -> Iterator[None]:
                 if _gc_state[1] is not None:
                     gc.set_threshold(*_gc_state[1])
                     _gc_state[1] = None
+
+
+@contextmanager
+def cpu_policy(config: EngineConfig) -> Iterator[None]:
+    """Pin the calling thread (the engine thread) to ``config.cpu`` while an engine runs, and give
+    it back its CPUs afterwards; ``run`` applies it, and benchmarks that drive ``process``
+    directly apply it the same way. Only this thread: threads started later by others keep their
+    own affinity. A CPU the OS refuses is logged, and the engine runs unpinned."""
+    cpu = config.cpu
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)  # 0: the calling thread
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, ValueError) as exc:
+        log.warning("engine thread not pinned to CPU %s: %s", cpu, exc)
+        yield
+        return
+    log.info("engine thread pinned to CPU %d", cpu)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _set_clock_skew(engine: Engine, payload: dict[str, Any]) -> None:

@@ -76,6 +76,7 @@ class Plugin:
         assert engine.bot_config is not None and engine.bot_config.run.name == "t"
         assert not engine.is_running  # wired, not started
         self.events.append(("startup", threading.current_thread().name))
+        self.events.append(("engine cpu", engine.config.cpu))
 
     @hookimpl
     def botcore_shutdown(self, engine: Any, reason: str) -> None:
@@ -134,6 +135,16 @@ def test_run_trades_for_the_duration_then_stops_cleanly(pm: Any, plugin: Plugin)
     jobs = plugin.of("job")
     assert jobs and all(name.startswith("botcore-job") for name, _, _ in jobs)
     assert jobs[0][1] == ("BTCUSDT",) and jobs[0][2] == {"n": 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="thread affinity is Linux-only")
+def test_the_engine_section_pins_the_engine_thread(pm: Any, plugin: Plugin) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    config = config_from_text(CONFIG.format(duration="0.3s", speed=20, qty="0.001", options="") + f"engine: {{cpu: {cpu}}}\n")
+    assert app.run(config, pm, args(), out=io.StringIO()) == 0
+    assert plugin.of("engine cpu") == [cpu]
+    app.run(cfg(duration="0.3s", speed=20), pm, args(), out=io.StringIO())
+    assert plugin.of("engine cpu") == [cpu, None]  # unpinned unless configured
 
 
 def test_run_ends_with_the_replay(pm: Any, plugin: Plugin) -> None:

@@ -180,7 +180,7 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 def test_every_option_is_documented() -> None:
     models = [m for m in vars(config_module).values() if isinstance(m, type) and issubclass(m, BaseModel)]
     models = [m for m in models if m.__module__ == config_module.__name__ and not m.__name__.startswith("_")]
-    assert len(models) == 9
+    assert len(models) == 10
     for model in models:
         assert model.__doc__ and model.__doc__.strip(), model.__name__
         for name, field in model.model_fields.items():
@@ -497,3 +497,37 @@ def test_error_at_reanchors_plugin_errors(tmp_path: Path) -> None:
 def test_config_from_text_names_its_source() -> None:
     with pytest.raises(ConfigError, match=r"^inline:3: run\.nme: unknown key"):
         config_from_text(MINIMAL + "run: {nme: x}\n", source="inline")
+
+
+# ---------------------------------------------------------------------------------------------
+# engine.cpu
+# ---------------------------------------------------------------------------------------------
+
+
+def test_engine_cpu_is_unpinned_by_default_and_takes_a_cpu_or_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    assert load(MINIMAL, tmp_path).engine.engine_cpu() is None
+    allowed = sorted(os.sched_getaffinity(0))
+    assert load(MINIMAL + f"engine: {{cpu: {allowed[0]}}}\n", tmp_path).engine.engine_cpu() == allowed[0]
+    auto = load(MINIMAL + "engine: {cpu: auto}\n", tmp_path).engine
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 3})
+    assert auto.engine_cpu() == 3  # the last CPU the process may use
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2})
+    assert auto.engine_cpu() is None  # only one: nothing to gain
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", "greater than or equal to 0"),
+        ("fast", "auto"),
+        ("4096", "CPU 4096 is not one this process may run on"),
+    ],
+)
+def test_a_bad_engine_cpu_is_a_located_error(tmp_path: Path, value: str, message: str) -> None:
+    text = MINIMAL + f"engine:\n  cpu: {value}\n"
+    err = str(error(text, tmp_path))
+    assert f"bot.yaml:{line_of(text, 'cpu:')}: engine.cpu" in err and message in err, err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -2108,3 +2109,38 @@ def test_run_freezes_the_collector_and_restores_it_on_return() -> None:
     eng.put(Stop("done"))
     eng.run()
     assert seen == [(0, before)]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
+def test_run_pins_the_engine_thread_to_its_cpu_and_gives_the_cpus_back_on_return() -> None:
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    seen: list[set[int]] = []
+
+    def engine_thread() -> None:
+        eng, _, _ = make(cpu=cpu)
+        eng.on_job("probe", lambda e, p: seen.append(os.sched_getaffinity(0)))
+        eng.put(JobRequest("probe"))
+        eng.put(Stop("done"))
+        assert eng.run() == "done"
+        seen.append(os.sched_getaffinity(0))
+
+    t = threading.Thread(target=engine_thread)
+    t.start()
+    t.join(10)
+    assert seen == [{cpu}, before]  # pinned while it ran, its CPUs back afterwards
+    assert os.sched_getaffinity(0) == before  # only the engine's own thread was pinned
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
+def test_a_cpu_the_os_refuses_is_logged_and_the_engine_runs_unpinned(caplog: pytest.LogCaptureFixture) -> None:
+    before = os.sched_getaffinity(0)
+    seen: list[set[int]] = []
+    eng, _, _ = make(cpu=100_000)  # no such CPU: config validation would have said so
+    eng.on_job("probe", lambda e, p: seen.append(os.sched_getaffinity(0)))
+    eng.put(JobRequest("probe"))
+    eng.put(Stop("done"))
+    with caplog.at_level(logging.WARNING):
+        assert eng.run() == "done"
+    assert seen == [before] and os.sched_getaffinity(0) == before
+    assert any("engine thread not pinned to CPU 100000" in r.getMessage() for r in caplog.records)
