@@ -14,7 +14,11 @@ its own compiled modules. Build each checkout in place first:
     cd /tmp/before && python setup.py build_ext --inplace && for p in plugins/botcore-strategy-marketmaker \\
         plugins/botcore-risk-basic; do (cd $p && python setup.py build_ext --inplace); done
 
-Run: ``python bench/ab_replay.py [--pairs 8] [--setup paper|mm3] CHECKOUT_A CHECKOUT_B``
+Run: ``python bench/ab_replay.py [--pairs 8] [--setup paper|mm3] [--b-taskset CPUS] CHECKOUT_A CHECKOUT_B``
+
+``--b-taskset 1`` runs B's replays under ``taskset -c 1`` (the whole process on CPU 1): with the
+same checkout as A and B, what pinning a fresh process does (``engine.cpu`` pins only the engine
+thread, once ``Engine.run`` starts).
 """
 
 from __future__ import annotations
@@ -45,13 +49,15 @@ print(json.dumps([h.percentile(50), h.percentile(99), h.percentile(99.9), h.coun
 """
 
 
-def replay(checkout: Path, setup: str) -> list[float]:
-    """One replay in a fresh process that imports botcore and the plugins from ``checkout``."""
+def replay(checkout: Path, setup: str, taskset: str | None = None) -> list[float]:
+    """One replay in a fresh process that imports botcore and the plugins from ``checkout``
+    (under ``taskset -c <taskset>`` if given)."""
     path = os.pathsep.join([str(checkout), *(str(checkout / p) for p in PLUGINS)])
     env = {k: v for k, v in os.environ.items() if k != "BOTCORE_NO_EXTENSIONS"}
     env["PYTHONPATH"] = path
+    pin = ["taskset", "-c", taskset] if taskset else []
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(checkout), setup],
+        [*pin, sys.executable, "-c", _CHILD, str(checkout), setup],
         env=env,
         cwd=checkout,  # ``python -c`` puts the working directory first on sys.path
         capture_output=True,
@@ -68,19 +74,21 @@ def main() -> None:
     ap.add_argument("b", type=Path, help="checkout B")
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
+    ap.add_argument("--b-taskset", metavar="CPUS", default=None, help="run B's replays under taskset -c CPUS")
     args = ap.parse_args()
-    a, b = args.a.resolve(), args.b.resolve()
-    runs: dict[Path, list[list[float]]] = {a: [], b: []}
+    a, b = ("A", args.a.resolve()), ("B", args.b.resolve())  # labels: A and B may be one checkout
+    runs: dict[tuple[str, Path], list[list[float]]] = {a: [], b: []}
     for i in range(args.pairs):
-        for tree in (a, b) if i % 2 == 0 else (b, a):
-            runs[tree].append(replay(tree, args.setup))
+        for side in (a, b) if i % 2 == 0 else (b, a):
+            runs[side].append(replay(side[1], args.setup, args.b_taskset if side is b else None))
     print(f"{args.pairs} alternating pairs of single replays, setup {args.setup}; medians (µs):")
     print(f"{'checkout':<40}" + "".join(f"{m:>14}" for m in METRICS) + f"{'p99 range':>16}")
-    for tree in (a, b):
-        meds = [statistics.median(r[k] for r in runs[tree]) for k in range(len(METRICS))]
-        p99s = [r[1] for r in runs[tree]]
+    for side in (a, b):
+        meds = [statistics.median(r[k] for r in runs[side]) for k in range(len(METRICS))]
+        p99s = [r[1] for r in runs[side]]
+        name = f"{side[0]} {side[1]}" + (f" (taskset -c {args.b_taskset})" if side is b and args.b_taskset else "")
         print(
-            f"{str(tree):<40}"
+            f"{name:<40}"
             + "".join(f"{v:>14.1f}" for v in meds)
             + f"{f'{min(p99s):.0f}-{max(p99s):.0f}':>16}"
         )

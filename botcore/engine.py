@@ -159,7 +159,9 @@ class EngineConfig:
     """While ``run`` runs, the engine thread runs on this CPU only (Linux ``sched_setaffinity``;
     the YAML's ``engine.cpu``). A thread the scheduler moves to another core starts its next
     decision with that core's cold caches; a pinned one keeps its own. None: wherever the OS
-    puts it. See ``cpu_policy``."""
+    puts it. See ``cpu_policy``. On Linux a thread inherits the affinity of the thread that
+    starts it: a worker the engine thread starts while pinned (the journal's reconcile-now
+    worker, started at the first immediate reconcile) shares the engine's CPU."""
 
 
 class RiskLink(NamedTuple):
@@ -1706,8 +1708,9 @@ def gc_policy(config: EngineConfig) -> Iterator[None]:
 def cpu_policy(config: EngineConfig) -> Iterator[None]:
     """Pin the calling thread (the engine thread) to ``config.cpu`` while an engine runs, and give
     it back its CPUs afterwards; ``run`` applies it, and benchmarks that drive ``process``
-    directly apply it the same way. Only this thread: threads started later by others keep their
-    own affinity. A CPU the OS refuses is logged, and the engine runs unpinned."""
+    directly apply it the same way. Only this thread (and threads it starts meanwhile, which
+    inherit it); other threads keep their own affinity. A CPU the OS refuses is logged, and the
+    engine runs unpinned."""
     cpu = config.cpu
     if cpu is None or not hasattr(os, "sched_setaffinity"):
         yield
