@@ -118,6 +118,10 @@ def _config_error(config: Any, loc: tuple[str, ...], message: str) -> Exception:
     return err
 
 
+def _nothing() -> None:
+    """Submitted once to start an executor's worker thread from the submitting thread."""
+
+
 class Services:
     """The state of one run's services (journal, metrics, reconciler, trigger worker, sampler)."""
 
@@ -187,6 +191,10 @@ class Services:
             self.metrics.serve(metrics.host, metrics.port)
         engine.on_job(BOOK_REBUILD, rebuild_books)
         engine.on_job(SAMPLE_JOB, self._sample)
+        # The reconcile-now worker starts here, on the thread wiring the run: started by the engine
+        # thread (whose trigger uses it) it would inherit that thread's CPU pin (``engine.cpu``).
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="botcore-reconcile-now")
+        self._pool.submit(_nothing)  # the executor starts its thread at the first submit
         if self.journal is not None:
             self._stop.clear()
             self._sampler = threading.Thread(target=self._sampler_loop, name="botcore-journal", daemon=True)
@@ -282,12 +290,11 @@ class Services:
 
     def _trigger(self, reason: str) -> None:
         """Run ``reconcile_full`` now on a worker thread; at most one at a time."""
-        if self.handle is None or self.handle.adapter is None:
+        pool = self._pool
+        if self.handle is None or self.handle.adapter is None or pool is None:
             return
         if not self._busy.acquire(blocking=False):
             return  # one is running: it or the next scheduled run will see the drift
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="botcore-reconcile-now")
         handle = self.handle
 
         def run() -> None:
@@ -299,7 +306,7 @@ class Services:
                 self._busy.release()
 
         try:
-            self._pool.submit(run)
+            pool.submit(run)
         except RuntimeError:  # shutting down
             self._busy.release()
 

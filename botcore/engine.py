@@ -160,8 +160,8 @@ class EngineConfig:
     the YAML's ``engine.cpu``). A thread the scheduler moves to another core starts its next
     decision with that core's cold caches; a pinned one keeps its own. None: wherever the OS
     puts it. See ``cpu_policy``. On Linux a thread inherits the affinity of the thread that
-    starts it: a worker the engine thread starts while pinned (the journal's reconcile-now
-    worker, started at the first immediate reconcile) shares the engine's CPU."""
+    starts it: a worker the engine thread starts while pinned shares the engine's CPU, so
+    plugins start their workers before the run (the built-in services do, in ``botcore_startup``)."""
 
 
 class RiskLink(NamedTuple):

@@ -25,6 +25,7 @@ from botcore.events import (
     JobRequest,
     MarketFrame,
     ReconcileSnapshot,
+    Stop,
     StreamStatus,
     UserEvent,
 )
@@ -803,3 +804,34 @@ def test_an_unknown_order_report_triggers_an_immediate_full_reconcile(
         f"my_trades:{SYM}",
         "account_snapshot",
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
+def test_the_reconcile_now_worker_does_not_inherit_the_engine_threads_cpu_pin(
+    services: builtin_services.Services,
+) -> None:
+    pm = get_plugin_manager(load_entrypoints=False, extra=[builtin_services])
+    adapter = FakeAdapter()
+    seen: list[set[int]] = []
+    done = threading.Event()
+    real = adapter.account_snapshot
+
+    def snapshot() -> AccountSnapshot:
+        seen.append(os.sched_getaffinity(0))  # the worker thread's own CPUs
+        done.set()
+        return real()
+
+    adapter.account_snapshot = snapshot  # type: ignore[method-assign]
+    allowed = os.sched_getaffinity(0)
+    config = EngineConfig(cpu=max(allowed))
+    eng = Engine({SYM: INST}, [], [], gateway=Gateway(), adapter=adapter, hooks=Hooks(pm), config=config)  # type: ignore[arg-type]
+    services.start(eng)  # wired on this thread; the engine thread pins itself when it runs
+    late = er("web-6", S.FILLED, 100, "TRADE", cum="0.002", last="0.002", trade_id=4, order_id=6)
+    eng.put(UserEvent(late, 0))  # a fill of an order this engine never placed: reconcile now
+    eng.put(Stop("done"))
+    runner = threading.Thread(target=eng.run)
+    runner.start()
+    runner.join(10)
+    assert services.reconciler.triggers == 1
+    assert done.wait(5), "reconcile_full did not run"
+    assert seen == [allowed]  # not {max(allowed)}: the worker was started before the pin
