@@ -112,15 +112,6 @@ _DIRECT_MODES = {  # mode: (Engine.run's collector policy, idle rehearsals, engi
     "direct+freeze, pinned": (True, True, "auto"),
 }
 
-
-def engine_cpu(choice: str | None) -> int | None:
-    """``engine.cpu`` for a replay: ``"config"`` = config/paper.yaml's (what ``botcore run`` pins its
-    engine thread to), ``"auto"`` = the ``engine.cpu: auto`` option's CPU, None = not pinned."""
-    if choice == "config":
-        return load_config(PAPER_YAML).engine.engine_cpu()
-    if choice == "auto":
-        return EngineSection(cpu="auto").engine_cpu()
-    return None
 METRICS = ("p50", "p99", "p99.9", "on_top_p50", "idle_on_top_p50", "us_per_frame", "orders", "replaces")
 MM3_PARAMS = {
     "amount": "0.001",
@@ -312,6 +303,16 @@ def recording_clock(start_ns: int) -> tuple[Callable[[], int], Callable[[int], i
         return t
 
     return clock, stamp
+
+
+def engine_cpu(choice: str | None) -> int | None:
+    """``engine.cpu`` for a replay: ``"config"`` = config/paper.yaml's (what ``botcore run`` pins its
+    engine thread to), ``"auto"`` = the ``engine.cpu: auto`` option's CPU, None = not pinned."""
+    if choice == "config":
+        return load_config(PAPER_YAML).engine.engine_cpu()
+    if choice == "auto":
+        return EngineSection(cpu="auto").engine_cpu()
+    return None
 
 
 def run_direct(

@@ -1057,14 +1057,20 @@ class Engine:
         else:
             self.gateway.submit(order)
             self._handoff_ns = self._clock()
+        self._sent(order, recv_ns)
+        return True
+
+    def _sent(self, order: OrderRequest, recv_ns: int) -> None:
+        """``order`` has been handed to the gateway (a placement or a replacement's new leg): the
+        checks that count orders learn of it before the decision's next order is vetted; its
+        latency sample and ``order_submitted`` hooks wait for the decision's end (``_apply_quotes``)."""
         if self._send_watchers:
             self._tell_risk(self._send_watchers, "order_sent", order)
-        if recv_ns:  # recorded after the decision (_apply_quotes)
+        if recv_ns:
             self._handoffs.append((self._handoff_ns, recv_ns, self._decision_ns))
         self.n_orders += 1
         if self._h.order_submitted:
-            self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
-        return True
+            self._submitted.append(order)
 
     def _handoff(self, order: OrderRequest) -> None:
         self.gateway.submit(order)
@@ -1108,15 +1114,9 @@ class Engine:
         else:
             self.gateway.cancel_replace(cancel, order)
             self._handoff_ns = self._clock()
-        if self._send_watchers:
-            self._tell_risk(self._send_watchers, "order_sent", order)
-        if recv_ns:  # recorded after the decision (_apply_quotes)
-            self._handoffs.append((self._handoff_ns, recv_ns, self._decision_ns))
-        self.n_orders += 1
+        self._sent(order, recv_ns)
         self.n_cancels += 1
         self.n_replaces += 1
-        if self._h.order_submitted:
-            self._submitted.append(order)  # hooks run after the decision (_apply_quotes)
 
     def _handoff_replace(self, order: OrderRequest) -> None:
         cancel = self._replace_cancel

@@ -52,16 +52,17 @@ class RiskChain:
     def order_sent(self, order: OrderRequest, ctx: StrategyContext) -> None:
         """``order`` went out (as the engine reports it after the hand-off): checks that count
         sent orders (``order_rate``) count it."""
-        for c in self.checks:
-            hook = getattr(c, "order_sent", None)
-            if hook is not None:
-                hook(order, ctx)
+        self._tell("order_sent", order, ctx)
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
+        self._tell("on_fill", fill, ctx)
+
+    def _tell(self, hook: str, what: Any, ctx: StrategyContext) -> None:
+        """Call the optional extra ``hook`` of every check that has it."""
         for c in self.checks:
-            hook = getattr(c, "on_fill", None)
-            if hook is not None:
-                hook(fill, ctx)
+            extra = getattr(c, hook, None)
+            if extra is not None:
+                extra(what, ctx)
 
     def halted(self, ctx: StrategyContext) -> str | None:
         """The first non-shadow halt reason; every halt start/end is logged once."""
