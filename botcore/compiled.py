@@ -8,10 +8,18 @@ the compiled module behaves exactly like its source, it only skips the bytecode 
 The source stays the one readable copy; there is no second implementation to keep in step.
 ``python bench/run.py --only engine`` compares the two in the same way as the core's twins.
 
+Some of these modules have a ``.pxd`` beside them (Cython's "augmenting" declarations): it turns
+the hot classes into extension types whose instance attributes are C slots, so a class's own
+methods (``Engine``'s above all) read and write ``self.x`` directly instead of looking it up by
+name. Every slot is a plain ``object`` and a class without ``__slots__`` in its source keeps a
+``__dict__``: the behaviour stays the source's. What it buys: ``python bench/ab_replay.py`` between
+a build with and one without them. ``tests/test_compiled.py`` keeps each ``.pxd`` in step with its
+source.
+
 ``BOTCORE_NO_EXTENSIONS=1`` at run time selects the sources instead of the compiled modules (the
 tox ``pure`` env and the benchmarks' pure baselines), as it selects the core's twins. A compiled
-module older than its source (an edited checkout not rebuilt) is never used either: the source
-is loaded, with a warning, so a test never runs stale code.
+module older than its source or its ``.pxd`` (an edited checkout not rebuilt) is never used
+either: the source is loaded, with a warning, so a test never runs stale code.
 """
 
 from __future__ import annotations
@@ -71,15 +79,22 @@ class SourceFirstFinder(importlib.abc.MetaPathFinder):
         if not os.path.exists(source):
             return spec
         if not self.force_source:
-            if os.path.getmtime(source) - os.path.getmtime(spec.origin) <= STALE_AFTER_S:
+            built = os.path.getmtime(spec.origin)
+            newer = [f for f in (source, source[:-3] + ".pxd") if _edited_after(f, built)]
+            if not newer:
                 return spec
             warnings.warn(
-                f"{fullname}: the compiled module is older than {source}; using the source "
+                f"{fullname}: the compiled module is older than {newer[0]}; using the source "
                 "(rebuild: pip install -e . or pip install ./plugins/...)",
                 RuntimeWarning,
                 stacklevel=2,
             )
         return importlib.util.spec_from_file_location(fullname, source)
+
+
+def _edited_after(path: str, built: float) -> bool:
+    """``path`` (a source, or its build declarations if it has any) changed after the build."""
+    return os.path.exists(path) and os.path.getmtime(path) - built > STALE_AFTER_S
 
 
 def install() -> None:

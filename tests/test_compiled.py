@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import warnings
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,127 @@ def test_forced_source_and_unlisted_modules(fake_build: tuple[Path, Path]) -> No
     finder = SourceFirstFinder(("pkg.mod",), force_source=True)
     assert finder.find_spec("pkg.mod").origin == str(source)  # type: ignore[attr-defined]
     assert finder.find_spec("pkg.other") is None  # not on the list: the normal import machinery
+
+
+def test_stale_declarations_load_the_source_with_a_warning(fake_build: tuple[Path, Path]) -> None:
+    source, ext = fake_build
+    pxd = source.with_suffix(".pxd")
+    pxd.write_text("cdef class Thing:\n    cdef public object x\n")
+    os.utime(source, (1_000, 1_000))
+    os.utime(ext, (1_001, 1_001))
+    os.utime(pxd, (1_001 + compiled.STALE_AFTER_S + 60, 1_001 + compiled.STALE_AFTER_S + 60))
+    with pytest.warns(RuntimeWarning, match=r"older than .*mod\.pxd"):
+        spec = SourceFirstFinder(("pkg.mod",), force_source=False).find_spec("pkg.mod")
+    assert spec.origin == str(source)  # type: ignore[attr-defined]
+
+
+# --- the .pxd declarations beside the compiled sources ------------------------------------------
+
+
+def _source_of(module: str) -> Path:
+    package, _, name = module.rpartition(".")
+    if package == "botcore":
+        return ROOT / "botcore" / f"{name}.py"
+    plugin = {"botcore_risk_basic": "botcore-risk-basic", "botcore_strategy_marketmaker": "botcore-strategy-marketmaker"}
+    return ROOT / "plugins" / plugin[package] / package / f"{name}.py"
+
+
+def _declared(pxd: Path) -> dict[str, tuple[tuple[str, ...], set[str], bool]]:
+    """class -> (bases, attributes declared as slots, has a __dict__), as the .pxd says."""
+    classes: dict[str, tuple[tuple[str, ...], set[str], bool]] = {}
+    current = ""
+    for line in pxd.read_text().splitlines():
+        words = line.split()
+        if line.startswith("cdef class "):
+            head = line[len("cdef class ") :].rstrip(":")
+            current, _, bases = head.partition("(")
+            classes[current] = (tuple(b.strip() for b in bases.rstrip(")").split(",") if b.strip()), set(), False)
+        elif words[:2] == ["cdef", "public"]:
+            classes[current][1].add(words[-1])
+        elif words == ["cdef", "dict", "__dict__"]:
+            bases, attrs, _ = classes[current]
+            classes[current] = (bases, attrs, True)
+    return classes
+
+
+def _assigned(source: Path) -> dict[str, tuple[set[str], set[str], bool]]:
+    """class -> (attributes its methods assign on ``self``, its method names, has __slots__)."""
+    out: dict[str, tuple[set[str], set[str], bool]] = {}
+    for node in ast.parse(source.read_text()).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        attrs: set[str] = set()
+        for sub in ast.walk(node):
+            targets = sub.targets if isinstance(sub, ast.Assign) else [getattr(sub, "target", None)]
+            for target in targets:
+                for e in ast.walk(target) if target is not None else ():
+                    if isinstance(e, ast.Attribute) and isinstance(e.value, ast.Name) and e.value.id == "self":
+                        attrs.add(e.attr)
+        methods = {b.name for b in node.body if isinstance(b, ast.FunctionDef)}
+        slots = any(
+            isinstance(b, ast.Assign) and any(getattr(t, "id", "") == "__slots__" for t in b.targets) for b in node.body
+        )
+        out[node.name] = (attrs, methods, slots)
+    return out
+
+
+PXD_MODULES = [m for m in COMPILED_FROM_SOURCE if _source_of(m).with_suffix(".pxd").exists()]
+
+
+def test_the_hot_modules_have_declarations() -> None:
+    assert {"botcore.engine", "botcore.orders", "botcore.booksync"} <= set(PXD_MODULES)
+
+
+@pytest.mark.parametrize("module", PXD_MODULES)
+def test_declarations_are_in_step_with_the_source(module: str) -> None:
+    """Every attribute a declared class sets on ``self`` has a slot (or the class a __dict__), so
+    the compiled class never raises an AttributeError its source would not; and a class without
+    __slots__ in its source keeps a __dict__ (anything else may be set on it, as on the source's)."""
+    source = _source_of(module)
+    declared = _declared(source.with_suffix(".pxd"))
+    assigned = _assigned(source)
+    for cls, (bases, slots, has_dict) in declared.items():
+        assert cls in assigned, f"{module}.pxd declares {cls}, which {source.name} does not define"
+        attrs, methods, source_slots = assigned[cls]
+        inherited, dict_from_base = set(), False
+        for base in bases:
+            inherited |= declared[base][1]
+            dict_from_base |= declared[base][2]
+        with_dict = has_dict or dict_from_base
+        missing = attrs - slots - inherited - methods
+        assert with_dict or not missing, f"{module}.{cls} sets {sorted(missing)}, not declared in its .pxd"
+        assert with_dict or source_slots, f"{module}.{cls} has no __slots__ in its source: it needs a __dict__"
+        assert not (slots & methods), f"{module}.{cls}: a slot named like a method"
+
+
+def test_declared_classes_behave_like_their_source() -> None:
+    """In both environments: a class with __slots__ refuses an unknown attribute, one without
+    takes it; methods can still be replaced per instance (tests and plugins do)."""
+    from botcore.engine import Engine
+    from botcore.model import OrderRequest, Side
+    from botcore.orders import OrderTracker, TrackedOrder
+
+    order = TrackedOrder(OrderRequest("BTCUSDT", Side.BUY, Decimal("1"), Decimal("2"), client_order_id="c1"), 0, 5)
+    with pytest.raises(AttributeError):
+        order.colour = "red"  # type: ignore[attr-defined]
+    order.status = order.status  # a declared slot is writable from Python
+    tracker = OrderTracker()
+    tracker.note = "free-form"  # type: ignore[attr-defined]
+    assert tracker.note == "free-form"  # type: ignore[attr-defined]
+    engine = Engine({}, gateway=object())
+    engine.note = "free-form"  # type: ignore[attr-defined]
+    calls: list[str] = []
+    engine._housekeeping = lambda: calls.append("replaced")  # type: ignore[method-assign]
+    engine.drain()  # an empty queue: the engine's own code calls the replacement
+    assert calls == ["replaced"] and engine.note == "free-form"  # type: ignore[attr-defined]
+
+
+def test_the_declared_classes_are_compiled_as_extension_types() -> None:
+    """The compiled build really applied the declarations (a heap type is an ordinary class)."""
+    from botcore.booksync import BookSync
+    from botcore.engine import Engine
+    from botcore.orders import OrderTracker, TrackedOrder
+
+    heap_type = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+    ordinary = [c.__qualname__ for c in (Engine, OrderTracker, TrackedOrder, BookSync) if c.__flags__ & heap_type]
+    assert ordinary == ([] if not compiled.no_extensions() else ["Engine", "OrderTracker", "TrackedOrder", "BookSync"])
