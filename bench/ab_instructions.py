@@ -77,6 +77,7 @@ def start(checkout: Path, setup: str, frames: int, out: Path) -> subprocess.Pope
     path = os.pathsep.join([str(checkout), *(str(checkout / p) for p in PLUGINS)])
     env = {k: v for k, v in os.environ.items() if k != "BOTCORE_NO_EXTENSIONS"}
     env["PYTHONPATH"] = path
+    env["PYTHONHASHSEED"] = "0"  # string hashes decide dict probing: the same in both replays
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", _CHILD]
     return subprocess.Popen(
         [*cmd, str(checkout), setup, str(frames)], env=env, cwd=checkout, stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ Some of these modules have a ``.pxd`` beside them (Cython's "augmenting" declara
 the hot classes into extension types whose instance attributes are C slots, so a class's own
 methods (``Engine``'s above all) read and write ``self.x`` directly instead of looking it up by
 name. Every slot is a plain ``object`` and a class without ``__slots__`` in its source keeps a
-``__dict__``: the behaviour stays the source's. What it buys: ``python bench/ab_replay.py`` between
+``__dict__`` and a ``__weakref__``: the behaviour stays the source's. What it buys: ``python bench/ab_replay.py`` between
 a build with and one without them. ``tests/test_compiled.py`` keeps each ``.pxd`` in step with its
 source.
 

@@ -2,7 +2,8 @@
 
 Fails if a build silently stopped compiling a module of ``botcore.compiled.COMPILED_FROM_SOURCE``
 (the compiled env would then measure and test the source), if the build lists and that tuple
-drift apart, or if ``BOTCORE_NO_EXTENSIONS=1`` or a stale build could still load a compiled module.
+drift apart, if ``BOTCORE_NO_EXTENSIONS=1`` or a stale build could still load a compiled module,
+or if a ``.pxd`` declaring the hot classes as extension types drifted from its source.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import warnings
+import weakref
 from decimal import Decimal
 from pathlib import Path
 
@@ -133,21 +135,21 @@ def _source_of(module: str) -> Path:
 
 
 def _declared(pxd: Path) -> dict[str, tuple[tuple[str, ...], set[str], bool]]:
-    """class -> (bases, attributes declared as slots, has a __dict__), as the .pxd says."""
-    classes: dict[str, tuple[tuple[str, ...], set[str], bool]] = {}
+    """class -> (bases, attributes declared as slots, has a __dict__ and a __weakref__), as the
+    .pxd says."""
+    classes: dict[str, tuple[tuple[str, ...], set[str], set[str]]] = {}
     current = ""
     for line in pxd.read_text().splitlines():
         words = line.split()
         if line.startswith("cdef class "):
             head = line[len("cdef class ") :].rstrip(":")
             current, _, bases = head.partition("(")
-            classes[current] = (tuple(b.strip() for b in bases.rstrip(")").split(",") if b.strip()), set(), False)
+            classes[current] = (tuple(b.strip() for b in bases.rstrip(")").split(",") if b.strip()), set(), set())
         elif words[:2] == ["cdef", "public"]:
             classes[current][1].add(words[-1])
-        elif words == ["cdef", "dict", "__dict__"]:
-            bases, attrs, _ = classes[current]
-            classes[current] = (bases, attrs, True)
-    return classes
+        elif words in (["cdef", "dict", "__dict__"], ["cdef", "object", "__weakref__"]):
+            classes[current][2].add(words[-1])
+    return {c: (b, a, extras == {"__dict__", "__weakref__"}) for c, (b, a, extras) in classes.items()}
 
 
 def _assigned(source: Path) -> dict[str, tuple[set[str], set[str], bool]]:
@@ -182,7 +184,8 @@ def test_the_hot_modules_have_declarations() -> None:
 def test_declarations_are_in_step_with_the_source(module: str) -> None:
     """Every attribute a declared class sets on ``self`` has a slot (or the class a __dict__), so
     the compiled class never raises an AttributeError its source would not; and a class without
-    __slots__ in its source keeps a __dict__ (anything else may be set on it, as on the source's)."""
+    __slots__ in its source keeps a __dict__ and a __weakref__ (anything else may be set on it,
+    and it may be weakly referenced, as the source's)."""
     source = _source_of(module)
     declared = _declared(source.with_suffix(".pxd"))
     assigned = _assigned(source)
@@ -196,13 +199,14 @@ def test_declarations_are_in_step_with_the_source(module: str) -> None:
         with_dict = has_dict or dict_from_base
         missing = attrs - slots - inherited - methods
         assert with_dict or not missing, f"{module}.{cls} sets {sorted(missing)}, not declared in its .pxd"
-        assert with_dict or source_slots, f"{module}.{cls} has no __slots__ in its source: it needs a __dict__"
+        assert with_dict or source_slots, f"{module}.{cls} has no __slots__ in its source: it needs a __dict__ and a __weakref__"
         assert not (slots & methods), f"{module}.{cls}: a slot named like a method"
 
 
 def test_declared_classes_behave_like_their_source() -> None:
     """In both environments: a class with __slots__ refuses an unknown attribute, one without
-    takes it; methods can still be replaced per instance (tests and plugins do)."""
+    takes it and can be weakly referenced; methods can still be replaced per instance (tests and
+    plugins do)."""
     from botcore.engine import Engine
     from botcore.model import OrderRequest, Side
     from botcore.orders import OrderTracker, TrackedOrder
@@ -220,6 +224,7 @@ def test_declared_classes_behave_like_their_source() -> None:
     engine._housekeeping = lambda: calls.append("replaced")  # type: ignore[method-assign]
     engine.drain()  # an empty queue: the engine's own code calls the replacement
     assert calls == ["replaced"] and engine.note == "free-form"  # type: ignore[attr-defined]
+    assert weakref.ref(engine)() is engine and weakref.ref(tracker)() is tracker
 
 
 def test_the_declared_classes_are_compiled_as_extension_types() -> None:
