@@ -128,3 +128,25 @@ def test_checks_share_no_state(factories: dict[str, Callable[..., Any]]) -> None
     assert a._sent is not b._sent
     d1, d2 = factories["drawdown"]({"max_drawdown": 1}), factories["drawdown"]({"max_drawdown": 1})
     assert d1.equity is not d2.equity
+
+
+def test_a_third_party_subclass_of_basic_check_works_without_a_kind() -> None:
+    """BasicCheck is the plugin's public base (compiled as an extension type): a subclass that
+    sets neither ``kind`` nor ``params_model`` is named after its class, takes the common params,
+    may carry attributes of its own, and its ``evaluate`` answers."""
+    from botcore_risk_basic import BasicCheck
+
+    class NoFridays(BasicCheck):
+        def evaluate(self, order: Any, ctx: Any) -> str | None:
+            self.asked = getattr(self, "asked", 0) + 1
+            return "not on a Friday"
+
+    check = NoFridays.from_params({"symbols": ["BTCUSDT"]})
+    assert check.name == "NoFridays" and check.applies_to("BTCUSDT") and not check.applies_to("ETHUSDT")
+
+    class Order:
+        symbol = "BTCUSDT"
+
+    assert check.check(Order(), None) == "not on a Friday" and check.asked == 1
+    with pytest.raises(ParamsError):
+        NoFridays.from_params({"symbols": "BTCUSDT", "colour": "red"})

@@ -118,8 +118,10 @@ class BasicCheck:
     books right (``OrderRateCheck`` counts orders that go out despite its shadowed veto).
     """
 
-    kind: ClassVar[str]
-    params_model: ClassVar[type[CheckParams]]
+    kind: ClassVar[str] = ""
+    """The check's type in ``risk.checks`` and its default name (every built-in check sets it)."""
+    params_model: ClassVar[type[CheckParams]] = CheckParams
+    """The validated form of the ``params`` of the check's ``risk.checks`` entry."""
     rehearsable: ClassVar[bool] = True
     """``check`` changes nothing a later answer depends on (see ``contracts.RiskCheck``)."""
     per_decision: ClassVar[bool] = False
@@ -127,7 +129,7 @@ class BasicCheck:
 
     def __init__(self, params: CheckParams) -> None:
         self.params = params
-        self.name: str = self.kind
+        self.name: str = self.kind or type(self).__name__
         self.shadow: bool = False
         self._symbols = frozenset(params.symbols) if params.symbols else None
         if self._symbols is None and type(self).check is BasicCheck.check:
