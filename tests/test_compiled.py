@@ -232,10 +232,14 @@ def test_declared_classes_behave_like_their_source() -> None:
 
 def test_the_declared_classes_are_compiled_as_extension_types() -> None:
     """The compiled build really applied the declarations (a heap type is an ordinary class)."""
+    from botcore_risk_basic.checks import BasicCheck, OrderRateCheck
+    from botcore_strategy_marketmaker.strategy import MarketMaker
+
     from botcore.booksync import BookSync
     from botcore.engine import Engine
     from botcore.orders import OrderTracker, TrackedOrder
 
     heap_type = 1 << 9  # Py_TPFLAGS_HEAPTYPE
-    ordinary = [c.__qualname__ for c in (Engine, OrderTracker, TrackedOrder, BookSync) if c.__flags__ & heap_type]
-    assert ordinary == ([] if not compiled.no_extensions() else ["Engine", "OrderTracker", "TrackedOrder", "BookSync"])
+    classes = (Engine, OrderTracker, TrackedOrder, BookSync, MarketMaker, BasicCheck, OrderRateCheck)
+    ordinary = [c.__qualname__ for c in classes if c.__flags__ & heap_type]
+    assert ordinary == ([] if not compiled.no_extensions() else [c.__qualname__ for c in classes])
