@@ -28,8 +28,6 @@ Run: ``python bench/ab_instructions.py [--frames 20000] [--setup paper|mm3] CHEC
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -37,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ab_replay import PLUGINS
+from ab_replay import BUILT_CHECKOUT, checkout_env, checkouts_parser
 
 ROWS = (
     ("decision", r"__pyx_pw_7botcore_6engine_6Engine_\d+_quote"),
@@ -48,14 +46,8 @@ ROWS = (
     ("frame routing", r"__pyx_pw_7botcore_6engine_6Engine_\d+_on_market"),
 )
 
-_CHILD = """
-import sys
-root, setup, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sys.path.insert(0, root + "/bench")
-import bench_engine as B
-import botcore.engine
-if not botcore.engine.__file__.startswith(root) or botcore.engine.__file__.endswith(".py"):
-    sys.exit(f"{root}: botcore.engine came from {botcore.engine.__file__}, not a build in this checkout")
+_CHILD = BUILT_CHECKOUT + """
+setup, n = sys.argv[2], int(sys.argv[3])
 def still_clock(start_ns):
     # Recorded time only: under valgrind a frame takes ~50x longer, which must not change what
     # the strategy and the rate windows decide (the two replays must do the same work).
@@ -74,9 +66,7 @@ print(eng.n_orders)
 
 
 def start(checkout: Path, setup: str, frames: int, out: Path) -> subprocess.Popen[str]:
-    path = os.pathsep.join([str(checkout), *(str(checkout / p) for p in PLUGINS)])
-    env = {k: v for k, v in os.environ.items() if k != "BOTCORE_NO_EXTENSIONS"}
-    env["PYTHONPATH"] = path
+    env = checkout_env(checkout)
     env["PYTHONHASHSEED"] = "0"  # string hashes decide dict probing: the same in both replays
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", _CHILD]
     return subprocess.Popen(
@@ -100,11 +90,8 @@ def inclusive(profile: Path) -> tuple[int, dict[str, int]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("a", type=Path, help="checkout A (the reference)")
-    ap.add_argument("b", type=Path, help="checkout B")
+    ap = checkouts_parser(__doc__)
     ap.add_argument("--frames", type=int, default=20_000)
-    ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
     args = ap.parse_args()
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         raise SystemExit("needs valgrind (callgrind) on PATH")

@@ -34,14 +34,21 @@ from pathlib import Path
 PLUGINS = ("plugins/botcore-strategy-marketmaker", "plugins/botcore-risk-basic")
 METRICS = ("p50", "p99", "p99.9", "orders", "us_per_frame")
 
-_CHILD = """
-import json, sys
-root, setup = sys.argv[1], sys.argv[2]
+BUILT_CHECKOUT = """
+import sys
+root = sys.argv[1]
 sys.path.insert(0, root + "/bench")
 import bench_engine as B
 import botcore.engine
 if not botcore.engine.__file__.startswith(root) or botcore.engine.__file__.endswith(".py"):
     sys.exit(f"{root}: botcore.engine came from {botcore.engine.__file__}, not a build in this checkout")
+"""
+"""Start of a child script run by ``checkout_env``'s interpreter with the checkout as ``argv[1]``:
+imports ``bench_engine`` as ``B`` from it, and refuses to measure anything but its own build."""
+
+_CHILD = BUILT_CHECKOUT + """
+import json
+setup = sys.argv[2]
 frames, snap, snap_at = B.load(10**9)
 eng, elapsed = B._replay_direct(setup, frames, snap, snap_at, True, timed=False)
 h = eng.tick_to_order
@@ -49,16 +56,30 @@ print(json.dumps([h.percentile(50), h.percentile(99), h.percentile(99.9), h.coun
 """
 
 
+def checkout_env(checkout: Path) -> dict[str, str]:
+    """This environment with botcore and the first-party plugins imported from ``checkout``'s
+    build (never the pure sources)."""
+    env = {k: v for k, v in os.environ.items() if k != "BOTCORE_NO_EXTENSIONS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(checkout), *(str(checkout / p) for p in PLUGINS)])
+    return env
+
+
+def checkouts_parser(description: str | None) -> argparse.ArgumentParser:
+    """The arguments every A/B takes: two built checkouts and the setup."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", type=Path, help="checkout A (the reference)")
+    ap.add_argument("b", type=Path, help="checkout B")
+    ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
+    return ap
+
+
 def replay(checkout: Path, setup: str, taskset: str | None = None) -> list[float]:
     """One replay in a fresh process that imports botcore and the plugins from ``checkout``
     (under ``taskset -c <taskset>`` if given)."""
-    path = os.pathsep.join([str(checkout), *(str(checkout / p) for p in PLUGINS)])
-    env = {k: v for k, v in os.environ.items() if k != "BOTCORE_NO_EXTENSIONS"}
-    env["PYTHONPATH"] = path
     pin = ["taskset", "-c", taskset] if taskset else []
     out = subprocess.run(
         [*pin, sys.executable, "-c", _CHILD, str(checkout), setup],
-        env=env,
+        env=checkout_env(checkout),
         cwd=checkout,  # ``python -c`` puts the working directory first on sys.path
         capture_output=True,
         text=True,
@@ -69,11 +90,8 @@ def replay(checkout: Path, setup: str, taskset: str | None = None) -> list[float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("a", type=Path, help="checkout A (the reference)")
-    ap.add_argument("b", type=Path, help="checkout B")
+    ap = checkouts_parser(__doc__)
     ap.add_argument("--pairs", type=int, default=8)
-    ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
     ap.add_argument("--b-taskset", metavar="CPUS", default=None, help="run B's replays under taskset -c CPUS")
     args = ap.parse_args()
     a, b = ("A", args.a.resolve()), ("B", args.b.resolve())  # labels: A and B may be one checkout

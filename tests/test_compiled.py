@@ -35,12 +35,13 @@ def _list_in(setup_py: Path, name: str) -> list[str]:
     raise AssertionError(f"{name} not found in {setup_py}")
 
 
+PLUGIN_OF = {"botcore_risk_basic": "botcore-risk-basic", "botcore_strategy_marketmaker": "botcore-strategy-marketmaker"}
+"""The first-party plugins that compile part of the order path: package -> directory under plugins/."""
+
+
 def test_build_lists_match_the_compiled_tuple() -> None:
     built = [f"botcore.{m}" for m in _list_in(ROOT / "setup.py", "ORDER_PATH_MODULES")]
-    for plugin, package in (
-        ("botcore-risk-basic", "botcore_risk_basic"),
-        ("botcore-strategy-marketmaker", "botcore_strategy_marketmaker"),
-    ):
+    for package, plugin in PLUGIN_OF.items():
         built += [f"{package}.{m}" for m in _list_in(ROOT / "plugins" / plugin / "setup.py", "MODULES")]
     assert sorted(built) == sorted(COMPILED_FROM_SOURCE)
 
@@ -130,8 +131,7 @@ def _source_of(module: str) -> Path:
     package, _, name = module.rpartition(".")
     if package == "botcore":
         return ROOT / "botcore" / f"{name}.py"
-    plugin = {"botcore_risk_basic": "botcore-risk-basic", "botcore_strategy_marketmaker": "botcore-strategy-marketmaker"}
-    return ROOT / "plugins" / plugin[package] / package / f"{name}.py"
+    return ROOT / "plugins" / PLUGIN_OF[package] / package / f"{name}.py"
 
 
 def _declared(pxd: Path) -> dict[str, tuple[tuple[str, ...], set[str], bool]]:
