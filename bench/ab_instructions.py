@@ -8,6 +8,12 @@ the instructions executed inside it over the whole replay, callees included, and
 Fewer instructions is not lower latency (cache misses are most of a requote, see
 ``botcore/compiled.py``), but it is the part of a change no weather can fake.
 
+``--cache-sim`` also counts, with callgrind's cache simulator, the first-level cache misses inside
+each row: instruction fetches (``I1 misses``) and data reads and writes (``D1 misses``). A requote
+runs after hundreds of frames of other work, so the code and data it touches are mostly not in
+the first-level caches; these counts are how much of it a change makes the CPU fetch again (the
+simulated caches are this CPU's sizes, with no neighbour: a deterministic footprint, not a time).
+
 The replay is ``bench_engine._replay_direct`` as ``ab_replay.py`` runs it (``paper`` setup: the
 engine driven directly, instant venue, ``Engine.idle`` between frames), except that the engine
 clock reads the recorded time only, so that both replays take the same decisions (the order
@@ -15,6 +21,8 @@ counts printed must agree). Rows:
 
 * ``decision``: ``Engine._quote``, a top-of-book change: the strategy and, when it requotes,
   diff, vetting, tracking and hand-off of the orders;
+* ``requote``: ``Engine._apply_quotes``, the part of a decision after the strategy asked for new
+  quotes: diff, vetting, tracking and hand-off of the orders;
 * ``rehearsal``: ``Engine._rehearse``, the idle rehearsal of that path;
 * ``vetting``: ``Engine._vetted_order``, the risk chain and the order's construction (real and
   rehearsed orders);
@@ -23,7 +31,7 @@ counts printed must agree). Rows:
 
 Build each checkout in place first (see ``ab_replay.py``). Needs valgrind.
 
-Run: ``python bench/ab_instructions.py [--frames 20000] [--setup paper|mm3] CHECKOUT_A CHECKOUT_B``
+Run: ``python bench/ab_instructions.py [--frames 20000] [--setup paper|mm3] [--cache-sim] CHECKOUT_A CHECKOUT_B``
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from ab_replay import BUILT_CHECKOUT, checkout_env, checkouts_parser
 
 ROWS = (
     ("decision", r"__pyx_pw_7botcore_6engine_6Engine_\d+_quote"),
+    ("requote", r"__pyx_pw_7botcore_6engine_6Engine_\d+_apply_quotes"),
     ("rehearsal", r"__pyx_pw_7botcore_6engine_6Engine_\d+_rehearse"),
     ("vetting", r"__pyx_pw_7botcore_6engine_6Engine_\d+_vetted_order"),
     ("strategy on_top", r"__pyx_pw_\d+botcore_strategy_marketmaker_\d+strategy_\d+MarketMaker_\d+on_top"),
@@ -65,52 +74,71 @@ print(eng.n_orders)
 """
 
 
-def start(checkout: Path, setup: str, frames: int, out: Path) -> subprocess.Popen[str]:
+EVENTS = {"Ir": "instructions", "I1mr": "I1 misses", "D1": "D1 misses"}
+"""What a table can show: callgrind's events (``D1`` = its ``D1mr`` + ``D1mw``) and their titles."""
+
+
+def start(checkout: Path, setup: str, frames: int, out: Path, cache_sim: bool) -> subprocess.Popen[str]:
     env = checkout_env(checkout)
     env["PYTHONHASHSEED"] = "0"  # string hashes decide dict probing: the same in both replays
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", _CHILD]
+    cmd = ["valgrind", "--tool=callgrind", f"--cache-sim={'yes' if cache_sim else 'no'}"]
+    cmd += [f"--callgrind-out-file={out}", sys.executable, "-c", _CHILD]
     return subprocess.Popen(
         [*cmd, str(checkout), setup, str(frames)], env=env, cwd=checkout, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
 
 
-def inclusive(profile: Path) -> tuple[int, dict[str, int]]:
-    """(whole process, {row: instructions inside the row's function, callees included})."""
+def inclusive(profile: Path, events: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """{event: {row: count inside the row's function, callees included; "whole process": total}}."""
+    shown = [e for e in events if e != "D1"] + (["D1mr", "D1mw"] if "D1" in events else [])
     text = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(profile)],
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", f"--show={','.join(shown)}", str(profile)],
         capture_output=True, text=True, check=True,
     ).stdout
-    total = int(re.search(r"^\s*([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text, re.M).group(1).replace(",", ""))  # type: ignore[union-attr]
-    rows = {}
-    for name, pattern in ROWS:
-        m = re.search(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+\S*:" + pattern + r" \[", text, re.M)
-        rows[name] = int(m.group(1).replace(",", "")) if m else 0
-    return total, rows
+    column = r"\s*([\d,]+) \(\s*[\d.]+%\)"
+
+    def counts(line_pattern: str) -> dict[str, int]:
+        m = re.search(r"^" + column * len(shown) + line_pattern, text, re.M)
+        values = [int(v.replace(",", "")) for v in m.groups()] if m else [0] * len(shown)
+        by_event = dict(zip(shown, values, strict=True))
+        if "D1" in events:
+            by_event["D1"] = by_event.pop("D1mr") + by_event.pop("D1mw")
+        return by_event
+
+    rows = {name: counts(r"\s+\S*:" + pattern + r" \[") for name, pattern in ROWS}
+    rows["whole process"] = counts(r"\s+PROGRAM TOTALS")
+    return {e: {name: rows[name][e] for name in rows} for e in events}
 
 
 def main() -> None:
     ap = checkouts_parser(__doc__)
     ap.add_argument("--frames", type=int, default=20_000)
+    ap.add_argument("--cache-sim", action="store_true", help="also count first-level cache misses (slower)")
     args = ap.parse_args()
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         raise SystemExit("needs valgrind (callgrind) on PATH")
+    events = ("Ir", "I1mr", "D1") if args.cache_sim else ("Ir",)
     with tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / "a.out", Path(tmp) / "b.out"]
-        procs = [start(c.resolve(), args.setup, args.frames, o) for c, o in zip((args.a, args.b), outs, strict=True)]
+        procs = [
+            start(c.resolve(), args.setup, args.frames, o, args.cache_sim)
+            for c, o in zip((args.a, args.b), outs, strict=True)
+        ]
         orders = []
         for checkout, proc in zip((args.a, args.b), procs, strict=True):
             stdout, stderr = proc.communicate()
             if proc.returncode != 0:
                 raise SystemExit(f"replay in {checkout} failed:\n{stderr[-2000:]}")
             orders.append(int(stdout.strip().splitlines()[-1]))
-        (ta, ra), (tb, rb) = inclusive(outs[0]), inclusive(outs[1])
-    print(f"instructions over the first {args.frames} frames, setup {args.setup} (orders A {orders[0]}, B {orders[1]}):")
-    print(f"{'inside':<20}{'A':>16}{'B':>16}{'B/A':>8}")
-    for name, _ in ROWS:
-        ratio = f"{rb[name] / ra[name]:.3f}" if ra[name] else "-"
-        print(f"{name:<20}{ra[name]:>16,}{rb[name]:>16,}{ratio:>8}")
-    print(f"{'whole process':<20}{ta:>16,}{tb:>16,}{tb / ta:>8.3f}")
+        a, b = inclusive(outs[0], events), inclusive(outs[1], events)
+    print(f"over the first {args.frames} frames, setup {args.setup} (orders A {orders[0]}, B {orders[1]}):")
+    for event in events:
+        print(f"\n{EVENTS[event] + ' inside':<22}{'A':>16}{'B':>16}{'B/A':>8}")
+        for name in [*(n for n, _ in ROWS), "whole process"]:
+            va, vb = a[event][name], b[event][name]
+            ratio = f"{vb / va:.3f}" if va else "-"
+            print(f"{name:<22}{va:>16,}{vb:>16,}{ratio:>8}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ cdef class _Position:
     cdef str quote
     cdef int64_t qty
     """Signed base units of 1e-8 (net of base-asset commissions)."""
+    cdef object qty_dec
+    """``qty`` as the Decimal ``position`` returns, made when ``qty_dec_of`` != ``qty`` (a risk
+    check and the strategy ask on every order; the position changes only on fills)."""
+    cdef int64_t qty_dec_of
     cdef object cost
     """Exact int, signed 1e-16 quote units (sign of ``qty``): what the open position cost."""
     cdef object realized

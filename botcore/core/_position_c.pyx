@@ -215,6 +215,8 @@ cdef class _Position:
         self.base = base
         self.quote = quote
         self.qty = 0
+        self.qty_dec = _dec(0)
+        self.qty_dec_of = 0
         self.cost = 0
         self.realized = 0
         self.fees_quote = 0
@@ -272,7 +274,15 @@ cdef class _PositionReader:
         return list(self._positions)
 
     cpdef object position(self, str symbol):
-        return _dec(self._pos(symbol).qty)
+        cdef _Position p = self._pos(symbol)
+        cdef int64_t qty = p.qty
+        if p.qty_dec_of != qty:  # Decimals are immutable: the last one made is shared
+            dec = _dec(qty)
+            # No Python code runs between these stores (the GIL is held): a reader on another
+            # thread sees the old pair or the new one.
+            p.qty_dec = dec
+            p.qty_dec_of = qty
+        return p.qty_dec
 
     cpdef object cost_basis(self, str symbol):
         """What the open position cost in quote (negative for a short: what it brought in)."""

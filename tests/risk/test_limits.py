@@ -251,6 +251,20 @@ def test_price_band_follows_the_mid_and_the_instrument() -> None:
     assert check.check(order(BUY, "0.001", "59900.00"), ctx) is not None
 
 
+def test_price_band_whose_edges_cannot_be_exact_judges_by_the_formula() -> None:
+    """The band's edges are computed once per top, exactly; a ``max_bps`` with more digits than
+    exact arithmetic keeps leaves them unset, and each order is judged by the formula instead."""
+    check = PriceBandCheck.from_params({"max_bps": "10." + "3" * 70})
+    ctx = RiskCtx()
+    ctx.set_mid("BTCUSDT", "59999.99", "60000.01")
+    assert check.check(order(BUY, "0.001", "60061.00"), ctx) is None  # 10.17 bps
+    assert check._band[3] is None and check._band[4] is None  # the formula's path
+    assert check.check(order(BUY, "0.001", "59939.00"), ctx) is None
+    reason = check.check(order(BUY, "0.001", "60063.00"), ctx)  # 10.5 bps
+    assert reason is not None and "10.5 bps from mid" in reason
+    assert check.check(order(BUY, "0.001", "59937.00"), ctx) is not None
+
+
 def test_a_subclass_overriding_check_keeps_its_override() -> None:
     """Without a symbol filter ``check`` is bound straight to ``evaluate`` (one call less per order);
     a subclass with its own ``check`` must still be called through it."""

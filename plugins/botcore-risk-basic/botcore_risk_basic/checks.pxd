@@ -15,13 +15,14 @@ cdef class BasicCheck:
     cdef object __weakref__
 
 cdef class MaxPositionCheck(BasicCheck):
-    pass
+    cdef public object include_open_orders
+    cdef public object max_position
 
 cdef class MaxInventoryValueCheck(BasicCheck):
     pass
 
 cdef class MaxOrderNotionalCheck(BasicCheck):
-    pass
+    cdef public object max_notional
 
 cdef class MaxOpenOrdersCheck(BasicCheck):
     pass
@@ -33,10 +34,15 @@ cdef class OrderRateCheck(BasicCheck):
     cdef public object per_second
 
 cdef class PriceBandCheck(BasicCheck):
-    pass
+    cdef public object _band
+    cdef public object allow_market
+    cdef public object max_bps
 
 cdef class StaleDataCheck(BasicCheck):
-    pass
+    cdef public object check_gaps
+    cdef public object max_book_age
+    cdef public object max_clock_skew_ms
+    cdef public object max_user_silence
 
 cdef class _HaltingCheck(BasicCheck):
     cdef public object _rebase

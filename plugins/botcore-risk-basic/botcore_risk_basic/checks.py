@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar
 
 from botcore.contracts import StrategyContext
@@ -42,17 +42,29 @@ log = logging.getLogger("botcore.risk")
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
+_EXACT = Context(prec=60, traps=[Inexact, InvalidOperation, Overflow])
+"""Arithmetic that raises instead of rounding (the price band's edges)."""
 NS_PER_DAY = 86_400 * NS_PER_S
 _BUY = Side.BUY  # enum member access is a descriptor call on Python 3.11: read it once
 
 
-def _sign(side: Side) -> int:
-    """``side.sign`` without the property's own ``Side.BUY`` lookup."""
-    return 1 if side is _BUY else -1
-
-
 def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
     """Mid of the engine's top of book, None when there is no two-sided book."""
+    found = _mid2(ctx, symbol)
+    if found is None:
+        return None
+    inst, mid2 = found
+    last_inst, last_mid2, last_mid = _last_mid[0]  # one read: another thread may replace it
+    if last_inst is inst and last_mid2 == mid2:
+        return last_mid
+    mid = inst.ticks_to_price(mid2) / 2
+    _last_mid[0] = (inst, mid2, mid)  # holds inst: its id cannot be reused meanwhile
+    return mid
+
+
+def _mid2(ctx: StrategyContext, symbol: str) -> tuple[Any, int] | None:
+    """(instrument, bid + ask in price ticks) of the engine's top of book; None when there is no
+    two-sided book. Both are cheap to compare: the checks key their per-top work on them."""
     inst = ctx.instruments.get(symbol)
     if inst is None:
         return None
@@ -60,15 +72,12 @@ def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
         top = ctx.book(symbol).top()
     except LookupError:
         return None
-    if top is None or top.bid_price <= 0 or top.ask_price <= 0:
+    if top is None:
         return None
-    mid2 = top.bid_price + top.ask_price
-    last_inst, last_mid2, last_mid = _last_mid[0]  # one read: another thread may replace it
-    if last_inst is inst and last_mid2 == mid2:
-        return last_mid
-    mid = inst.ticks_to_price(mid2) / 2
-    _last_mid[0] = (inst, mid2, mid)  # holds inst: its id cannot be reused meanwhile
-    return mid
+    bid, ask = top.bid_price, top.ask_price
+    if bid <= 0 or ask <= 0:
+        return None
+    return inst, bid + ask
 
 
 _last_mid: list[tuple[Any, int, Decimal]] = [(None, 0, ZERO)]
@@ -100,10 +109,13 @@ def _position_before_after(
     """Position (base units) before and after ``order`` fills, optionally counting the strategy's
     live orders on the same side as already filled (the worst case the exposure checks judge)."""
     pos = ctx.positions.position(order.symbol)
-    sign = _sign(order.side)
+    if order.side is _BUY:  # adding or subtracting, not multiplying by a sign: no int -> Decimal
+        if include_open:
+            pos += _open_qty(ctx, order)
+        return pos, pos + order.qty
     if include_open:
-        pos += sign * _open_qty(ctx, order)
-    return pos, pos + sign * order.qty
+        pos -= _open_qty(ctx, order)
+    return pos, pos - order.qty
 
 
 def _ms(ns: int) -> str:
@@ -163,13 +175,19 @@ class MaxPositionCheck(BasicCheck):
     kind = "max_position"
     params_model = MaxPositionParams
 
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        p: MaxPositionParams = params  # type: ignore[assignment]
+        # Read once: every attribute read on a pydantic model goes through its __getattr__ hook.
+        self.max_position = p.max_position
+        self.include_open_orders = p.include_open_orders
+
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        p: MaxPositionParams = self.params  # type: ignore[assignment]
-        pos, after = _position_before_after(ctx, order, p.include_open_orders)
-        if abs(after) > p.max_position and abs(after) >= abs(pos):
+        pos, after = _position_before_after(ctx, order, self.include_open_orders)
+        if abs(after) > self.max_position and abs(after) >= abs(pos):
             return (
                 f"position {plain(after)} after {order.side} {plain(order.qty)} {order.symbol} "
-                f"would exceed max_position {plain(p.max_position)}"
+                f"would exceed max_position {plain(self.max_position)}"
             )
         return None
 
@@ -203,14 +221,17 @@ class MaxOrderNotionalCheck(BasicCheck):
     kind = "max_order_notional"
     params_model = MaxOrderNotionalParams
 
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        self.max_notional = params.max_notional  # type: ignore[attr-defined]  # read once, as above
+
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        p: MaxOrderNotionalParams = self.params  # type: ignore[assignment]
         price = order.price if order.price is not None else _mid(ctx, order.symbol)
         if price is None:
             return f"market order on {order.symbol} with no top of book: cannot value it"
         notional = price * order.qty
-        if notional > p.max_notional:
-            return f"order notional {plain(notional)} exceeds max_notional {plain(p.max_notional)}"
+        if notional > self.max_notional:
+            return f"order notional {plain(notional)} exceeds max_notional {plain(self.max_notional)}"
         return None
 
 
@@ -311,20 +332,48 @@ class PriceBandCheck(BasicCheck):
     kind = "price_band"
     params_model = PriceBandParams
 
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        p: PriceBandParams = params  # type: ignore[assignment]
+        self.max_bps = p.max_bps
+        self.allow_market = p.allow_market
+        # (instrument, mid2, mid, lowest, highest) of the last top judged: the orders of one
+        # requote all meet the same top, so the band is worked out once per top, not per order.
+        self._band: tuple[Any, int, Decimal, Decimal | None, Decimal | None] = (None, 0, ZERO, None, None)
+
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        p: PriceBandParams = self.params  # type: ignore[assignment]
-        if order.price is None:
-            return None if p.allow_market else "market order: no price to check against the band"
-        mid = _mid(ctx, order.symbol)
-        if mid is None:
+        price = order.price
+        if price is None:
+            return None if self.allow_market else "market order: no price to check against the band"
+        found = _mid2(ctx, order.symbol)
+        if found is None:
             return f"no top of book for {order.symbol}: cannot check the price band"
-        if abs(order.price - mid) * BPS > p.max_bps * mid:
-            off = (order.price - mid) * BPS / mid
-            return (
-                f"price {plain(order.price)} is {plain(off.quantize(Decimal('0.01')))} bps from mid "
-                f"{plain(mid)}, beyond max_bps {plain(p.max_bps)}"
-            )
-        return None
+        inst, mid2 = found
+        band = self._band
+        if band[0] is not inst or band[1] != mid2:
+            band = self._band = self._band_around(inst, mid2)
+        mid, lowest, highest = band[2], band[3], band[4]
+        if lowest is not None and highest is not None:
+            if lowest <= price <= highest:
+                return None
+        elif abs(price - mid) * BPS <= self.max_bps * mid:  # the band's edges were not exact
+            return None
+        off = (price - mid) * BPS / mid
+        return (
+            f"price {plain(price)} is {plain(off.quantize(Decimal('0.01')))} bps from mid "
+            f"{plain(mid)}, beyond max_bps {plain(self.max_bps)}"
+        )
+
+    def _band_around(self, inst: Any, mid2: int) -> tuple[Any, int, Decimal, Decimal | None, Decimal | None]:
+        """mid, and the lowest and highest prices within ``max_bps`` of it, computed exactly
+        (``lowest <= price <= highest`` is then ``|price - mid| * 10000 <= max_bps * mid``); None
+        edges if they cannot be exact (absurd magnitudes): then each order is judged by the formula."""
+        mid = inst.ticks_to_price(mid2) / 2
+        try:
+            half_width = _EXACT.multiply(self.max_bps, mid).scaleb(-4, _EXACT)
+            return inst, mid2, mid, _EXACT.subtract(mid, half_width), _EXACT.add(mid, half_width)
+        except ArithmeticError:
+            return inst, mid2, mid, None, None
 
 
 class StaleDataCheck(BasicCheck):
@@ -334,25 +383,33 @@ class StaleDataCheck(BasicCheck):
     params_model = StaleDataParams
     per_decision = True  # symbol and the decision's instant only
 
+    def __init__(self, params: CheckParams) -> None:
+        super().__init__(params)
+        p: StaleDataParams = params  # type: ignore[assignment]
+        self.check_gaps = p.check_gaps  # read once, as MaxPositionCheck does
+        self.max_book_age = p.max_book_age
+        self.max_user_silence = p.max_user_silence
+        self.max_clock_skew_ms = p.max_clock_skew_ms
+
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        p: StaleDataParams = self.params  # type: ignore[assignment]
         sym = order.symbol
-        if p.check_gaps and ctx.has_gap(sym):
+        if self.check_gaps and ctx.has_gap(sym):
             return f"unresolved sequence gap on {sym} (book resyncing)"
-        if p.max_book_age is not None:
+        max_age = self.max_book_age
+        if max_age is not None:
             age = ctx.market_age_ns(sym)
-            if age > p.max_book_age:
-                return f"stale book: last {sym} market data {_ms(age)} ms ago > max_book_age {_ms(p.max_book_age)} ms"
-        if p.max_user_silence is not None:
+            if age > max_age:
+                return f"stale book: last {sym} market data {_ms(age)} ms ago > max_book_age {_ms(max_age)} ms"
+        max_silence = self.max_user_silence
+        if max_silence is not None:
             age = ctx.user_stream_age_ns()
-            if age > p.max_user_silence:
-                return (
-                    f"private stream silent for {_ms(age)} ms > max_user_silence {_ms(p.max_user_silence)} ms"
-                )
-        if p.max_clock_skew_ms is not None:
+            if age > max_silence:
+                return f"private stream silent for {_ms(age)} ms > max_user_silence {_ms(max_silence)} ms"
+        max_skew = self.max_clock_skew_ms
+        if max_skew is not None:
             skew = ctx.clock_skew_ms()
-            if abs(skew) > p.max_clock_skew_ms:
-                return f"clock skew {skew} ms beyond +-{p.max_clock_skew_ms} ms (max_clock_skew_ms)"
+            if abs(skew) > max_skew:
+                return f"clock skew {skew} ms beyond +-{max_skew} ms (max_clock_skew_ms)"
         return None
 
 
