@@ -8,13 +8,20 @@ vetting of one order (``Engine._vetted_order``: the risk chain plus the order's 
 each risk check, ``OrderTracker.track`` and the gateway hand-off. The wrappers add ~0.2 µs each,
 so read the figures as a breakdown, not as the latency itself (``bench_engine.py`` measures that).
 
-Run: ``python bench/bench_requote_phases.py [--setup paper|mm3] [--frames N]``
+``--split`` instead replays without those probes (only the strategy's start and end are read)
+and compares the median requote with the slowest 1 % (by the decision's last hand-off): frame ->
+strategy, the strategy, strategy -> first hand-off, first -> second hand-off: whether the slowest
+requotes lose their time in one step of the code every run, or wherever a stall of the machine
+happens to land.
+
+Run: ``python bench/bench_requote_phases.py [--setup paper|mm3] [--frames N] [--split]``
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +42,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
     ap.add_argument("--frames", type=int, default=0, help="frames to replay (0: the whole capture)")
+    ap.add_argument("--split", action="store_true", help="median vs slowest 1 %% of requotes, part by part")
     a = ap.parse_args()
+    if a.split:
+        split(a.setup, a.frames)
+        return
 
     frames, snap, snap_at = B.load(a.frames or 10**9)
     inst = ReplayAdapter().exchange_info([B.SYM])
@@ -91,6 +102,66 @@ def main() -> None:
     for key, values in times.items():
         print(f"| {key:46s} | {len(values):7,d} | {pct(values, .5):7.1f} | {pct(values, .9):7.1f} | "
               f"{pct(values, .99):7.1f} |")
+
+
+class _Samples:
+    """Stands in for the engine's tick-to-order histogram: keeps every sample."""
+
+    def __init__(self) -> None:
+        self.values: list[int] = []
+
+    def record(self, ns: int) -> None:
+        self.values.append(ns)
+
+
+def split(setup: str, n_frames: int) -> None:
+    frames, snap, snap_at = B.load(n_frames or 10**9)
+    inst = ReplayAdapter().exchange_info([B.SYM])
+    strategies, risk = B.build(setup, inst, timed=False)
+    gw = B.InstantVenueGateway()
+    clock, stamp = B.recording_clock(frames[0][0])
+    eng = Engine(inst, strategies, risk, gateway=gw, config=EngineConfig(), clock=clock)
+    samples = eng.tick_to_order = _Samples()  # type: ignore[assignment]
+    strategy_span: list[tuple[int, int]] = []
+    for strat in eng._by_symbol[B.SYM]:
+        on_top = strat.on_top
+
+        def probed(ctx: Any, top: Any, on_top: Callable[..., Any] = on_top) -> Any:
+            start = clock()
+            quotes = on_top(ctx, top)
+            if quotes:
+                strategy_span.append((start, clock()))
+            return quotes
+
+        strat.on_top = probed
+    rows: list[tuple[int, ...]] = []  # (last hand-off, ->strategy, strategy, ->first, first->second)
+    with engine_module.gc_policy(eng.config):
+        for i, (rec_ns, raw) in enumerate(frames):
+            recv = stamp(rec_ns)
+            n0 = len(samples.values)
+            strategy_span.clear()
+            eng.process(MarketFrame(raw, recv))
+            got = samples.values[n0:]
+            if len(got) >= 2 and strategy_span:
+                start, done = strategy_span[-1]
+                rows.append((max(got), start - recv, done - start, got[0] - (done - recv), got[1] - got[0]))
+            if i == snap_at:
+                eng.process(DepthSnapshot(B.SYM, snap, 0))
+            if gw.requests:
+                gw.answer_all(eng.process)
+            eng.idle()
+    if not rows:
+        raise SystemExit("no decision placed two orders")
+    rows.sort()
+    slowest = rows[-max(1, len(rows) // 100) :]
+    parts = ("frame -> strategy", "strategy", "strategy -> 1st hand-off", "1st -> 2nd hand-off", "last hand-off")
+    median = rows[len(rows) // 2]
+    print(f"setup {setup}: {len(rows)} requotes with two or more orders; µs (median requote vs the slowest 1 %)")
+    print(f"| {'part':26s} | {'median':>7s} | {'slowest 1 %, median':>20s} | {'ratio':>6s} |")
+    print(f"|{'-' * 28}|{'-' * 8}:|{'-' * 21}:|{'-' * 7}:|")
+    for k, name in zip((1, 2, 3, 4, 0), parts, strict=True):
+        slow = statistics.median(r[k] for r in slowest)
+        print(f"| {name:26s} | {median[k] / 1000:7.1f} | {slow / 1000:20.1f} | {slow / max(median[k], 1):6.2f} |")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,15 @@ def test_bad_sizes_are_refused() -> None:
     proc = _run("--only", "book", "--frames", "0")
     assert proc.returncode == 2
     assert "--frames" in proc.stderr
+
+
+def test_requote_split_prints_every_part() -> None:
+    """``bench_requote_phases.py --split`` on the capture's first frames: one row per part."""
+    script = RUN.parent / "bench_requote_phases.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--split", "--frames", "20000"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for part in ("frame -> strategy", "| strategy ", "strategy -> 1st hand-off", "1st -> 2nd hand-off", "last hand-off"):
+        assert part in proc.stdout, proc.stdout
