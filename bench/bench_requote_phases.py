@@ -12,9 +12,11 @@ so read the figures as a breakdown, not as the latency itself (``bench_engine.py
 and compares the median requote with the slowest 1 % (by the decision's last hand-off): frame ->
 strategy, the strategy, strategy -> first hand-off, first -> second hand-off: whether the slowest
 requotes lose their time in one step of the code every run, or wherever a stall of the machine
-happens to land.
+happens to land. ``--gap sleep:200`` (or ``spin:200``) makes the loop sleep (or busy-wait) that
+many microseconds after every frame, as an engine thread waiting on its queue sleeps between
+frames: what a cold wake-up costs a requote, with nothing else changed (no other thread runs).
 
-Run: ``python bench/bench_requote_phases.py [--setup paper|mm3] [--frames N] [--split]``
+Run: ``python bench/bench_requote_phases.py [--setup paper|mm3] [--frames N] [--split [--gap sleep|spin:US]]``
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ def main() -> None:
     ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
     ap.add_argument("--frames", type=int, default=0, help="frames to replay (0: the whole capture)")
     ap.add_argument("--split", action="store_true", help="median vs slowest 1 %% of requotes, part by part")
+    ap.add_argument("--gap", type=_gap, default=None, metavar="sleep|spin:US", help="with --split: pause after every frame")
     a = ap.parse_args()
     if a.split:
-        split(a.setup, a.frames)
+        split(a.setup, a.frames, a.gap)
         return
+    if a.gap is not None:
+        ap.error("--gap goes with --split")
 
     frames, snap, snap_at = B.load(a.frames or 10**9)
     inst = ReplayAdapter().exchange_info([B.SYM])
@@ -114,7 +119,25 @@ class _Samples:
         self.values.append(ns)
 
 
-def split(setup: str, n_frames: int) -> None:
+def _gap(text: str) -> tuple[str, int]:
+    """``sleep:200`` / ``spin:200`` -> (how, nanoseconds)."""
+    how, _, us = text.partition(":")
+    if how not in ("sleep", "spin") or not us.isdigit() or int(us) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sleep:US or spin:US, US > 0")
+    return how, int(us) * 1000
+
+
+def _pause(gap: tuple[str, int]) -> None:
+    how, ns = gap
+    if how == "sleep":
+        time.sleep(ns / 1e9)
+        return
+    end = time.perf_counter_ns() + ns
+    while time.perf_counter_ns() < end:
+        pass
+
+
+def split(setup: str, n_frames: int, gap: tuple[str, int] | None = None) -> None:
     frames, snap, snap_at = B.load(n_frames or 10**9)
     inst = ReplayAdapter().exchange_info([B.SYM])
     strategies, risk = B.build(setup, inst, timed=False)
@@ -150,13 +173,16 @@ def split(setup: str, n_frames: int) -> None:
             if gw.requests:
                 gw.answer_all(eng.process)
             eng.idle()
+            if gap is not None:
+                _pause(gap)
     if not rows:
         raise SystemExit("no decision placed two orders")
     rows.sort()
     slowest = rows[-max(1, len(rows) // 100) :]
     parts = ("frame -> strategy", "strategy", "strategy -> 1st hand-off", "1st -> 2nd hand-off", "last hand-off")
     median = rows[len(rows) // 2]
-    print(f"setup {setup}: {len(rows)} requotes with two or more orders; µs (median requote vs the slowest 1 %)")
+    pause = f", {gap[0]} {gap[1] // 1000} µs after every frame" if gap else ""
+    print(f"setup {setup}{pause}: {len(rows)} requotes with two or more orders; µs (median requote vs the slowest 1 %)")
     print(f"| {'part':26s} | {'median':>7s} | {'slowest 1 %, median':>20s} | {'ratio':>6s} |")
     print(f"|{'-' * 28}|{'-' * 8}:|{'-' * 21}:|{'-' * 7}:|")
     for k, name in zip((1, 2, 3, 4, 0), parts, strict=True):

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 HEADER = "| # | measurement"
 
@@ -50,13 +52,26 @@ def test_bad_sizes_are_refused() -> None:
     assert "--frames" in proc.stderr
 
 
-def test_requote_split_prints_every_part() -> None:
-    """``bench_requote_phases.py --split`` on the capture's first frames: one row per part."""
-    script = RUN.parent / "bench_requote_phases.py"
+@pytest.mark.parametrize("gap", [[], ["--gap", "sleep:20"], ["--gap", "spin:20"]])
+def test_requote_split_prints_every_part(gap: list[str]) -> None:
+    """``bench_requote_phases.py --split`` on the capture's first frames: one row per part, with or
+    without a pause after every frame."""
     proc = subprocess.run(
-        [sys.executable, str(script), "--split", "--frames", "20000"],
+        [sys.executable, str(RUN.parent / "bench_requote_phases.py"), "--split", "--frames", "20000", *gap],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for part in ("frame -> strategy", "| strategy ", "strategy -> 1st hand-off", "1st -> 2nd hand-off", "last hand-off"):
         assert part in proc.stdout, proc.stdout
+    if gap:
+        assert f"{gap[1].split(':')[0]} 20 µs after every frame" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--split", "--gap", "nap:20"], ["--split", "--gap", "sleep:0"], ["--gap", "sleep:20"]])
+def test_requote_split_refuses_a_bad_gap(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(RUN.parent / "bench_requote_phases.py"), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert "--gap" in proc.stderr
