@@ -69,6 +69,17 @@ def test_factories_build_checks_from_yaml_params(name: str, factories: dict[str,
     assert check.name == name and check.shadow is False
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_limits_hold_every_param_as_built(name: str, factories: dict[str, Callable[..., Any]]) -> None:
+    """What ``evaluate`` reads per order (``limits``) is the validated params, field for field."""
+    check = factories[name](GOOD[name])
+    fields = type(check.params).model_fields
+    assert check.limits._fields == tuple(fields)
+    assert all(getattr(check.limits, f) is getattr(check.params, f) for f in fields)
+    with pytest.raises(AttributeError):
+        check.limits.symbols = ("ETHUSDT",)  # read-only: a change goes through new params
+
+
 def test_paper_yaml_values_are_read_exactly(factories: dict[str, Callable[..., Any]]) -> None:
     stale = factories["stale_data"](GOOD["stale_data"])
     assert (stale.params.max_book_age, stale.params.max_user_silence) == (5 * NS_PER_S, 120 * NS_PER_S)

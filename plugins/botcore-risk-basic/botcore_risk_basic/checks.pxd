@@ -8,6 +8,7 @@
 
 cdef class BasicCheck:
     cdef public object _symbols
+    cdef public object limits
     cdef public object name
     cdef public object params
     cdef public object shadow
@@ -15,14 +16,13 @@ cdef class BasicCheck:
     cdef object __weakref__
 
 cdef class MaxPositionCheck(BasicCheck):
-    cdef public object include_open_orders
-    cdef public object max_position
+    pass
 
 cdef class MaxInventoryValueCheck(BasicCheck):
     pass
 
 cdef class MaxOrderNotionalCheck(BasicCheck):
-    cdef public object max_notional
+    pass
 
 cdef class MaxOpenOrdersCheck(BasicCheck):
     pass
@@ -35,14 +35,9 @@ cdef class OrderRateCheck(BasicCheck):
 
 cdef class PriceBandCheck(BasicCheck):
     cdef public object _band
-    cdef public object allow_market
-    cdef public object max_bps
 
 cdef class StaleDataCheck(BasicCheck):
-    cdef public object check_gaps
-    cdef public object max_book_age
-    cdef public object max_clock_skew_ms
-    cdef public object max_user_silence
+    pass
 
 cdef class _HaltingCheck(BasicCheck):
     cdef public object _rebase

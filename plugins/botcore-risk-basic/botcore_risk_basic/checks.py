@@ -11,9 +11,10 @@ denied by the position and inventory checks (a bot over its limit must be able t
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Callable, Mapping
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, ClassVar
@@ -118,6 +119,17 @@ def _position_before_after(
     return pos, pos - order.qty
 
 
+@functools.cache
+def _limits_type(model: type[CheckParams]) -> Callable[..., Any]:
+    return namedtuple(f"{model.__name__}Limits", list(model.model_fields))  # type: ignore[misc]
+
+
+def _limits_of(params: CheckParams) -> Any:
+    """``params``' fields, in a named tuple of their own type (one per params model)."""
+    fields = type(params).model_fields
+    return _limits_type(type(params))(*(getattr(params, f) for f in fields))
+
+
 def _ms(ns: int) -> str:
     return plain(Decimal(ns) / NS_PER_MS)
 
@@ -141,6 +153,9 @@ class BasicCheck:
 
     def __init__(self, params: CheckParams) -> None:
         self.params = params
+        self.limits: Any = _limits_of(params)
+        """``params``' fields as built, in a named tuple: what ``evaluate`` reads on every order
+        (each attribute read on a pydantic model goes through its ``__getattr__`` hook)."""
         self.name: str = self.kind or type(self).__name__
         self.shadow: bool = False
         self._symbols = frozenset(params.symbols) if params.symbols else None
@@ -175,19 +190,13 @@ class MaxPositionCheck(BasicCheck):
     kind = "max_position"
     params_model = MaxPositionParams
 
-    def __init__(self, params: CheckParams) -> None:
-        super().__init__(params)
-        p: MaxPositionParams = params  # type: ignore[assignment]
-        # Read once: every attribute read on a pydantic model goes through its __getattr__ hook.
-        self.max_position = p.max_position
-        self.include_open_orders = p.include_open_orders
-
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        pos, after = _position_before_after(ctx, order, self.include_open_orders)
-        if abs(after) > self.max_position and abs(after) >= abs(pos):
+        p = self.limits
+        pos, after = _position_before_after(ctx, order, p.include_open_orders)
+        if abs(after) > p.max_position and abs(after) >= abs(pos):
             return (
                 f"position {plain(after)} after {order.side} {plain(order.qty)} {order.symbol} "
-                f"would exceed max_position {plain(self.max_position)}"
+                f"would exceed max_position {plain(p.max_position)}"
             )
         return None
 
@@ -199,7 +208,7 @@ class MaxInventoryValueCheck(BasicCheck):
     params_model = MaxInventoryValueParams
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        p: MaxInventoryValueParams = self.params  # type: ignore[assignment]
+        p = self.limits
         pos, after = _position_before_after(ctx, order, p.include_open_orders)
         if abs(after) < abs(pos) or after == 0:
             return None  # reduces exposure: always allowed
@@ -221,17 +230,14 @@ class MaxOrderNotionalCheck(BasicCheck):
     kind = "max_order_notional"
     params_model = MaxOrderNotionalParams
 
-    def __init__(self, params: CheckParams) -> None:
-        super().__init__(params)
-        self.max_notional = params.max_notional  # type: ignore[attr-defined]  # read once, as above
-
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
         price = order.price if order.price is not None else _mid(ctx, order.symbol)
         if price is None:
             return f"market order on {order.symbol} with no top of book: cannot value it"
         notional = price * order.qty
-        if notional > self.max_notional:
-            return f"order notional {plain(notional)} exceeds max_notional {plain(self.max_notional)}"
+        max_notional = self.limits.max_notional
+        if notional > max_notional:
+            return f"order notional {plain(notional)} exceeds max_notional {plain(max_notional)}"
         return None
 
 
@@ -247,7 +253,7 @@ class MaxOpenOrdersCheck(BasicCheck):
     params_model = MaxOpenOrdersParams
 
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
-        p: MaxOpenOrdersParams = self.params  # type: ignore[assignment]
+        p = self.limits
         per_symbol = p.per_symbol
         if per_symbol is None:
             inst = ctx.instruments.get(order.symbol)
@@ -334,9 +340,6 @@ class PriceBandCheck(BasicCheck):
 
     def __init__(self, params: CheckParams) -> None:
         super().__init__(params)
-        p: PriceBandParams = params  # type: ignore[assignment]
-        self.max_bps = p.max_bps
-        self.allow_market = p.allow_market
         # (instrument, mid2, mid, lowest, highest) of the last top judged: the orders of one
         # requote all meet the same top, so the band is worked out once per top, not per order.
         self._band: tuple[Any, int, Decimal, Decimal | None, Decimal | None] = (None, 0, ZERO, None, None)
@@ -344,7 +347,7 @@ class PriceBandCheck(BasicCheck):
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
         price = order.price
         if price is None:
-            return None if self.allow_market else "market order: no price to check against the band"
+            return None if self.limits.allow_market else "market order: no price to check against the band"
         found = _mid2(ctx, order.symbol)
         if found is None:
             return f"no top of book for {order.symbol}: cannot check the price band"
@@ -356,12 +359,12 @@ class PriceBandCheck(BasicCheck):
         if lowest is not None and highest is not None:
             if lowest <= price <= highest:
                 return None
-        elif abs(price - mid) * BPS <= self.max_bps * mid:  # the band's edges were not exact
+        elif abs(price - mid) * BPS <= self.limits.max_bps * mid:  # the band's edges were not exact
             return None
         off = (price - mid) * BPS / mid
         return (
             f"price {plain(price)} is {plain(off.quantize(Decimal('0.01')))} bps from mid "
-            f"{plain(mid)}, beyond max_bps {plain(self.max_bps)}"
+            f"{plain(mid)}, beyond max_bps {plain(self.limits.max_bps)}"
         )
 
     def _band_around(self, inst: Any, mid2: int) -> tuple[Any, int, Decimal, Decimal | None, Decimal | None]:
@@ -370,7 +373,7 @@ class PriceBandCheck(BasicCheck):
         edges if they cannot be exact (absurd magnitudes): then each order is judged by the formula."""
         mid = inst.ticks_to_price(mid2) / 2
         try:
-            half_width = _EXACT.multiply(self.max_bps, mid).scaleb(-4, _EXACT)
+            half_width = _EXACT.multiply(self.limits.max_bps, mid).scaleb(-4, _EXACT)
             return inst, mid2, mid, _EXACT.subtract(mid, half_width), _EXACT.add(mid, half_width)
         except ArithmeticError:
             return inst, mid2, mid, None, None
@@ -383,29 +386,22 @@ class StaleDataCheck(BasicCheck):
     params_model = StaleDataParams
     per_decision = True  # symbol and the decision's instant only
 
-    def __init__(self, params: CheckParams) -> None:
-        super().__init__(params)
-        p: StaleDataParams = params  # type: ignore[assignment]
-        self.check_gaps = p.check_gaps  # read once, as MaxPositionCheck does
-        self.max_book_age = p.max_book_age
-        self.max_user_silence = p.max_user_silence
-        self.max_clock_skew_ms = p.max_clock_skew_ms
-
     def evaluate(self, order: OrderRequest, ctx: StrategyContext) -> str | None:
+        p = self.limits
         sym = order.symbol
-        if self.check_gaps and ctx.has_gap(sym):
+        if p.check_gaps and ctx.has_gap(sym):
             return f"unresolved sequence gap on {sym} (book resyncing)"
-        max_age = self.max_book_age
+        max_age = p.max_book_age
         if max_age is not None:
             age = ctx.market_age_ns(sym)
             if age > max_age:
                 return f"stale book: last {sym} market data {_ms(age)} ms ago > max_book_age {_ms(max_age)} ms"
-        max_silence = self.max_user_silence
+        max_silence = p.max_user_silence
         if max_silence is not None:
             age = ctx.user_stream_age_ns()
             if age > max_silence:
                 return f"private stream silent for {_ms(age)} ms > max_user_silence {_ms(max_silence)} ms"
-        max_skew = self.max_clock_skew_ms
+        max_skew = p.max_clock_skew_ms
         if max_skew is not None:
             skew = ctx.clock_skew_ms()
             if abs(skew) > max_skew:
@@ -479,7 +475,7 @@ class DrawdownCheck(_HaltingCheck):
         self.last_equity = ZERO
 
     def _update(self, ctx: StrategyContext) -> None:
-        p: DrawdownParams = self.params  # type: ignore[assignment]
+        p = self.limits
         if self.equity.empty and not self._rebase and self.halt_reason is None:
             return  # no fills yet: equity is 0 and so is the drawdown
         eq = self.equity.equity(ctx)
@@ -528,7 +524,7 @@ class DailyLossCheck(_HaltingCheck):
         self.last_equity = ZERO
 
     def _update(self, ctx: StrategyContext) -> None:
-        p: DailyLossParams = self.params  # type: ignore[assignment]
+        p = self.limits
         now = ctx.now_ns()
         day = self._wall() // NS_PER_DAY
         if self.day == day and self.equity.empty and not self._rebase:
