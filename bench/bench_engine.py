@@ -340,16 +340,21 @@ def _replay_direct(
     timed: bool,
     rehearse: bool = True,
     cpu: str | None = "config",
+    prepare: Callable[[Engine, Callable[[], int]], None] | None = None,
 ) -> tuple[Engine, float]:
     """One replay on this thread. ``freeze``: under ``gc_policy``; ``cpu``: under ``cpu_policy``
     with ``engine_cpu(cpu)`` (this thread is the engine thread here). ``freeze`` with the default
-    ``cpu`` is what ``Engine.run`` applies to ``botcore run config/paper.yaml``."""
+    ``cpu`` is what ``Engine.run`` applies to ``botcore run config/paper.yaml``. ``prepare(engine,
+    clock)`` runs once before the first frame (a probe may replace the engine's ``process`` or
+    ``idle`` on the instance: the loop calls what it finds there)."""
     inst = ReplayAdapter().exchange_info([SYM])
     strategies, risk = build(setup, inst, timed)
     gw = InstantVenueGateway()
     clock, stamp = recording_clock(frames[0][0])
     cfg = EngineConfig() if rehearse else EngineConfig(rehearse_interval=None)
     eng = Engine(inst, strategies, risk, gateway=gw, config=cfg, clock=clock)
+    if prepare is not None:
+        prepare(eng, clock)
     proc = eng.process
     answer = gw.answer_all
     idle = eng.idle

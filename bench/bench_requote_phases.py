@@ -139,42 +139,45 @@ def _pause(gap: tuple[str, int]) -> None:
 
 def split(setup: str, n_frames: int, gap: tuple[str, int] | None = None) -> None:
     frames, snap, snap_at = B.load(n_frames or 10**9)
-    inst = ReplayAdapter().exchange_info([B.SYM])
-    strategies, risk = B.build(setup, inst, timed=False)
-    gw = B.InstantVenueGateway()
-    clock, stamp = B.recording_clock(frames[0][0])
-    eng = Engine(inst, strategies, risk, gateway=gw, config=EngineConfig(), clock=clock)
-    samples = eng.tick_to_order = _Samples()  # type: ignore[assignment]
-    strategy_span: list[tuple[int, int]] = []
-    for strat in eng._by_symbol[B.SYM]:
-        on_top = strat.on_top
-
-        def probed(ctx: Any, top: Any, on_top: Callable[..., Any] = on_top) -> Any:
-            start = clock()
-            quotes = on_top(ctx, top)
-            if quotes:
-                strategy_span.append((start, clock()))
-            return quotes
-
-        strat.on_top = probed
     rows: list[tuple[int, ...]] = []  # (last hand-off, ->strategy, strategy, ->first, first->second)
-    with engine_module.gc_policy(eng.config):
-        for i, (rec_ns, raw) in enumerate(frames):
-            recv = stamp(rec_ns)
+
+    def probe(eng: Engine, clock: Callable[[], int]) -> None:
+        """Time the strategy, keep every tick-to-order sample, split each requote into its parts
+        (and pause after every frame if asked): ``bench_engine``'s replay, probed."""
+        samples = eng.tick_to_order = _Samples()  # type: ignore[assignment]
+        spans: list[tuple[int, int]] = []
+        for strat in eng._by_symbol[B.SYM]:
+            on_top = strat.on_top
+
+            def timed_on_top(ctx: Any, top: Any, on_top: Callable[..., Any] = on_top) -> Any:
+                start = clock()
+                quotes = on_top(ctx, top)
+                if quotes:
+                    spans.append((start, clock()))
+                return quotes
+
+            strat.on_top = timed_on_top
+        process, idle = eng.process, eng.idle
+
+        def split_process(event: Any) -> None:
             n0 = len(samples.values)
-            strategy_span.clear()
-            eng.process(MarketFrame(raw, recv))
+            spans.clear()
+            process(event)
             got = samples.values[n0:]
-            if len(got) >= 2 and strategy_span:
-                start, done = strategy_span[-1]
+            if type(event) is MarketFrame and len(got) >= 2 and spans:
+                recv = event.recv_ns
+                start, done = spans[-1]
                 rows.append((max(got), start - recv, done - start, got[0] - (done - recv), got[1] - got[0]))
-            if i == snap_at:
-                eng.process(DepthSnapshot(B.SYM, snap, 0))
-            if gw.requests:
-                gw.answer_all(eng.process)
-            eng.idle()
+
+        def idle_then_pause() -> None:
+            idle()
             if gap is not None:
                 _pause(gap)
+
+        eng.process = split_process  # type: ignore[method-assign]
+        eng.idle = idle_then_pause  # type: ignore[method-assign]
+
+    B._replay_direct(setup, frames, snap, snap_at, freeze=True, timed=False, prepare=probe)
     if not rows:
         raise SystemExit("no decision placed two orders")
     rows.sort()
