@@ -39,6 +39,14 @@ Modes:
 * ``direct+freeze, pinned``: ``direct+freeze`` with this thread (the engine thread here) pinned
   as ``engine.cpu: auto`` would pin it (the last CPU): what the option does, in turn with the
   others. ``direct`` applies neither policy (``Engine.process`` alone).
+* ``direct+freeze, paced``: ``direct+freeze`` with the frames at the recording's own pace: after
+  each frame's work and ``Engine.idle`` the thread sleeps until the next frame is due (gaps over
+  ``PACE_CAP_US`` = 1 ms cut to it; frames recorded in one burst follow at once), as the engine
+  thread sleeps on its queue. The engine alone (no hand-over from another thread), but as cold
+  as real gaps leave it: the other direct modes replay frames back to back, so every decision
+  finds the previous one's code and data still cached, which real frames (~0.6 ms apart at the
+  median, a quarter over 3 ms) do not (``bench_cache_decay.py``: how fast this machine forgets).
+  First ``--threaded-frames`` frames (it takes their recorded time, ~6 s for 10,000).
 * ``threaded``: the real wiring: engine thread, gateway pool, replay adapter feeding frames in
   lock-step (``max_backlog=0``), so the queue hop, thread wake-ups and GIL hand-offs count
   (wall clock: the replay runs ~10x faster than recorded); the engine thread as ``botcore run``
@@ -54,7 +62,8 @@ Targets (DESIGN): tick-to-order p50 < 25 us, p99 < 100 us.
 
 Run: ``python bench/bench_engine.py [--reps 5] [--frames N] [--threaded-frames 10000]
 [--only paper|mm3|touch]``; the direct modes replay the whole capture unless ``--frames`` is given,
-the threaded mode its first ``--threaded-frames`` (lock-step costs a thread hand-off per frame).
+the paced and threaded modes its first ``--threaded-frames`` (pacing takes the recording's time,
+lock-step a thread hand-off per frame).
 """
 
 from __future__ import annotations
@@ -104,7 +113,15 @@ risk:
     - {type: drawdown, params: {max_drawdown: "50", resume: manual}}
     - {type: order_rate, params: {per_10s: 10000000, exchange_orders_per_10s: 10000000}}
 """
-MODES = ("direct", "direct+freeze", "direct+freeze, no rehearsal", "direct+freeze, pinned", "threaded")
+MODES = (
+    "direct",
+    "direct+freeze",
+    "direct+freeze, no rehearsal",
+    "direct+freeze, pinned",
+    "direct+freeze, paced",
+    "threaded",
+)
+PACE_CAP_US = 1000  # paced: gaps longer than this are cut to it (bench_cache_decay: colder gets little colder)
 _DIRECT_MODES = {  # mode: (Engine.run's collector policy, idle rehearsals, engine.cpu)
     "direct": (False, True, None),
     "direct+freeze": (True, True, "config"),
@@ -323,12 +340,47 @@ def run_direct(
     freeze: bool,
     rehearse: bool = True,
     cpu: str | None = "config",
+    pace_cap_ns: int | None = None,
 ) -> dict[str, float]:
     """Two replays: the strategies as built (tick-to-order, cost per frame), then wrapped in
-    ``TimedStrategy`` for the ``on_top`` figures (its clock reads stay out of the latency)."""
-    eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, False, rehearse, cpu)
-    timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, True, rehearse, cpu)
+    ``TimedStrategy`` for the ``on_top`` figures (its clock reads stay out of the latency).
+    ``pace_cap_ns``: frames at the recording's pace, gaps capped there (``paced``)."""
+    prepare = None if pace_cap_ns is None else paced(frames, pace_cap_ns)
+    eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, False, rehearse, cpu, prepare)
+    prepare = None if pace_cap_ns is None else paced(frames, pace_cap_ns)
+    timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, True, rehearse, cpu, prepare)
     return _result(eng, elapsed, len(frames), timed.strategies[0])
+
+
+def paced(frames: list[tuple[int, bytes]], cap_ns: int) -> Callable[[Engine, Callable[[], int]], None]:
+    """A ``prepare`` hook for ``_replay_direct``: after each frame's work and ``Engine.idle``, the
+    thread sleeps until the next frame is due by the recording (its gap, at most ``cap_ns``),
+    as ``Engine.run`` sleeps on its queue between frames. Frames recorded in one burst follow at
+    once. The engine alone, without the hand-over from another thread, but as cold as the gaps
+    leave it. (The wrapper's clock read and gap lookup, ~0.2 µs, count in tick-to-order.)"""
+    gaps = [min(b[0] - a[0], cap_ns) for a, b in zip(frames, frames[1:], strict=False)] + [0]
+
+    def prepare(eng: Engine, clock: Callable[[], int]) -> None:
+        process, idle = eng.process, eng.idle
+        next_gap = iter(gaps).__next__
+        due = [0]
+        sleep = time.sleep
+
+        def process_on_time(event: Any) -> None:
+            if type(event) is MarketFrame:
+                due[0] = now_ns() + next_gap()
+            process(event)
+
+        def idle_until_due() -> None:
+            idle()
+            rest = due[0] - now_ns()
+            if rest > 0:
+                sleep(rest / 1e9)
+
+        eng.process = process_on_time  # type: ignore[method-assign]
+        eng.idle = idle_until_due  # type: ignore[method-assign]
+
+    return prepare
 
 
 def _replay_direct(
@@ -391,12 +443,15 @@ def measure(
     reps: int, n_frames: int | None, setups: list[str], threaded_frames: int = 10_000
 ) -> dict[str, dict[str, float]]:
     frames, snap, snap_at = load(n_frames or 10**9)
+    first = frames[:threaded_frames]
     results: dict[str, list[dict[str, float]]] = {}
     for _ in range(reps):
         for setup in setups:
             for mode in MODES:
                 if mode == "threaded":
                     r = run_threaded(setup, min(threaded_frames, len(frames)))
+                elif mode == "direct+freeze, paced":
+                    r = run_direct(setup, first, snap, snap_at, True, pace_cap_ns=PACE_CAP_US * 1000)
                 else:
                     r = run_direct(setup, frames, snap, snap_at, *_DIRECT_MODES[mode])
                 results.setdefault(f"{setup} {mode}", []).append(r)
@@ -409,7 +464,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--frames", type=int, default=None, help="direct modes: first N frames (default: all)")
-    ap.add_argument("--threaded-frames", type=int, default=10_000)
+    ap.add_argument("--threaded-frames", type=int, default=10_000, help="paced and threaded modes: first N frames")
     ap.add_argument("--only", choices=SETUPS, default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -430,7 +485,7 @@ def main() -> None:
     pure = json.loads(child.stdout)
     span = f"first {a.frames}" if a.frames else "all"
     print(
-        f"engine hot path, {span} frames of BTCUSDT (threaded: first {a.threaded_frames}), "
+        f"engine hot path, {span} frames of BTCUSDT (paced, threaded: first {a.threaded_frames}), "
         f"median of {a.reps} reps (tick-to-order in us)"
     )
     print(f"{'setup / mode':<40} {'metric':<13} {'compiled':>10} {'pure':>10} {'pure/comp':>10}")

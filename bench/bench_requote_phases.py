@@ -12,11 +12,18 @@ so read the figures as a breakdown, not as the latency itself (``bench_engine.py
 and compares, part by part, the median over all requotes with the median over the slowest 1 % (by
 the decision's last hand-off): frame -> strategy, the strategy, strategy -> first hand-off, first
 -> second hand-off, the last hand-off. It tells whether the slowest requotes lose their time in
-one step of the code every run, or wherever a stall of the machine happens to land. ``--gap sleep:200`` (or ``spin:200``) makes the loop sleep (or busy-wait) that
-many microseconds after every frame, as an engine thread waiting on its queue sleeps between
-frames: what a cold wake-up costs a requote, with nothing else changed (no other thread runs).
+one step of the code every run, or wherever a stall of the machine happens to land. ``--gap
+sleep:200`` makes the loop sleep that many microseconds after every frame, as an engine thread
+waiting on its queue sleeps between frames: what a cold wake-up costs a requote, with nothing else
+changed (no other thread runs). ``spin:200`` busy-waits in a Python loop instead (the interpreter's
+own code keeps running, so stays cached); ``cspin:200`` busy-waits in C without the GIL
+(``bench_cache_decay.busy_wait``: the core stays busy, but no Python runs, as in a GIL-free spin
+on the queue): whether a busy core alone keeps the decision's code and data cached.
+``paced:1000`` sleeps until the next frame is due by the recording instead, each gap cut to that
+many microseconds (``bench_engine.paced``, its ``direct+freeze, paced`` mode): the same frames as
+the run without ``--gap``, as cold as their real spacing leaves the engine.
 
-Run: ``python bench/bench_requote_phases.py [--setup paper|mm3] [--frames N] [--split [--gap sleep|spin:US]]``
+Run: ``python bench/bench_requote_phases.py [--setup paper|mm3] [--frames N] [--split [--gap sleep|spin|cspin|paced:US]]``
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_engine as B  # noqa: E402
+from bench_cache_decay import busy_wait  # noqa: E402
 
 import botcore.engine as engine_module  # noqa: E402
 from botcore.engine import Engine, EngineConfig  # noqa: E402
@@ -45,7 +53,7 @@ def main() -> None:
     ap.add_argument("--setup", choices=("paper", "mm3"), default="paper")
     ap.add_argument("--frames", type=int, default=0, help="frames to replay (0: the whole capture)")
     ap.add_argument("--split", action="store_true", help="median vs slowest 1 %% of requotes, part by part")
-    ap.add_argument("--gap", type=_gap, default=None, metavar="sleep|spin:US", help="with --split: pause after every frame")
+    ap.add_argument("--gap", type=_gap, default=None, metavar="sleep|spin|cspin|paced:US", help="with --split: pause after every frame")
     a = ap.parse_args()
     if a.split:
         split(a.setup, a.frames, a.gap)
@@ -120,10 +128,10 @@ class _Samples:
 
 
 def _gap(text: str) -> tuple[str, int]:
-    """``sleep:200`` / ``spin:200`` -> (how, nanoseconds)."""
+    """``sleep:200`` / ``spin:200`` / ``cspin:200`` / ``paced:1000`` -> (how, nanoseconds)."""
     how, _, us = text.partition(":")
-    if how not in ("sleep", "spin") or not us.isdigit() or int(us) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected sleep:US or spin:US, US > 0")
+    if how not in ("sleep", "spin", "cspin", "paced") or not us.isdigit() or int(us) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sleep:US, spin:US, cspin:US or paced:US, US > 0")
     return how, int(us) * 1000
 
 
@@ -132,6 +140,9 @@ def _pause(gap: tuple[str, int]) -> None:
     if how == "sleep":
         time.sleep(ns / 1e9)
         return
+    if how == "cspin":
+        busy_wait(ns)
+        return
     end = time.perf_counter_ns() + ns
     while time.perf_counter_ns() < end:
         pass
@@ -139,11 +150,17 @@ def _pause(gap: tuple[str, int]) -> None:
 
 def split(setup: str, n_frames: int, gap: tuple[str, int] | None = None) -> None:
     frames, snap, snap_at = B.load(n_frames or 10**9)
+    if gap is not None and gap[0] == "cspin":
+        busy_wait(1)  # compiles the probe now, not during the replay
+    pace = B.paced(frames, gap[1]) if gap is not None and gap[0] == "paced" else None
+    pause_after_frame = gap if pace is None else None  # pacing wraps the engine itself, below
     rows: list[tuple[int, ...]] = []  # (last hand-off, ->strategy, strategy, ->first, first->second)
 
     def probe(eng: Engine, clock: Callable[[], int]) -> None:
         """Time the strategy, keep every tick-to-order sample, split each requote into its parts
         (and pause after every frame if asked): ``bench_engine``'s replay, probed."""
+        if pace is not None:
+            pace(eng, clock)  # the probes below wrap the paced process and idle
         samples = eng.tick_to_order = _Samples()  # type: ignore[assignment]
         spans: list[tuple[int, int]] = []
         for strat in eng._by_symbol[B.SYM]:
@@ -171,8 +188,8 @@ def split(setup: str, n_frames: int, gap: tuple[str, int] | None = None) -> None
 
         def idle_then_pause() -> None:
             idle()
-            if gap is not None:
-                _pause(gap)
+            if pause_after_frame is not None:
+                _pause(pause_after_frame)
 
         eng.process = split_process  # type: ignore[method-assign]
         eng.idle = idle_then_pause  # type: ignore[method-assign]
@@ -183,7 +200,10 @@ def split(setup: str, n_frames: int, gap: tuple[str, int] | None = None) -> None
     rows.sort()
     slowest = rows[-max(1, len(rows) // 100) :]
     parts = ("frame -> strategy", "strategy", "strategy -> 1st hand-off", "1st -> 2nd hand-off", "last hand-off")
-    pause = f", {gap[0]} {gap[1] // 1000} µs after every frame" if gap else ""
+    if pace is not None:
+        pause = f", paced as recorded (gaps cut to {gap[1] // 1000} µs)"  # type: ignore[index]
+    else:
+        pause = f", {gap[0]} {gap[1] // 1000} µs after every frame" if gap else ""
     print(f"setup {setup}{pause}: {len(rows)} requotes with two or more orders; µs (median requote vs the slowest 1 %)")
     print(f"| {'part':26s} | {'median':>7s} | {'slowest 1 %, median':>20s} | {'ratio':>6s} |")
     print(f"|{'-' * 28}|{'-' * 8}:|{'-' * 21}:|{'-' * 7}:|")

@@ -195,10 +195,11 @@ def section_book(plan: Plan) -> Section:
 
 
 def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[str, Any]:
-    """bench_engine's ``direct+freeze`` (``frames`` of the capture, all by default) and ``threaded`` (the
-    first ``threaded_frames``: lock-step costs a thread hand-off per frame) modes: ``paper`` (the
-    product: config/paper.yaml's strategy and risk chain) direct, the ``mm3`` stress setup direct
-    and threaded, plus ``touch`` direct as the engine-alone reference; each ``reps`` times, medians."""
+    """bench_engine's ``direct+freeze`` (``frames`` of the capture, all by default), ``direct+freeze,
+    paced`` and ``threaded`` (both the first ``threaded_frames``: pacing takes the recording's time,
+    lock-step a thread hand-off per frame) modes: ``paper`` (the product: config/paper.yaml's
+    strategy and risk chain) in all three, the ``mm3`` stress setup direct and threaded, plus
+    ``touch`` direct as the engine-alone reference; each ``reps`` times, medians."""
     import statistics
 
     import bench_engine
@@ -207,6 +208,8 @@ def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[
     out: dict[str, Any] = {"frames": len(loaded), "threaded_frames": threaded_frames}
     runs: dict[str, list[dict[str, float]]] = {
         "paper direct": [],
+        "paper paced": [],
+        "paper threaded": [],
         "mm3 direct": [],
         "touch direct": [],
         "mm3 threaded": [],
@@ -214,6 +217,12 @@ def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[
     for _ in range(max(1, reps)):
         # Direct modes under the collector policy Engine.run applies (bench_engine's direct+freeze).
         runs["paper direct"].append(bench_engine.run_direct("paper", loaded, snap, snap_at, True))
+        runs["paper paced"].append(
+            bench_engine.run_direct(
+                "paper", loaded[:threaded_frames], snap, snap_at, True, pace_cap_ns=bench_engine.PACE_CAP_US * 1000
+            )
+        )
+        runs["paper threaded"].append(bench_engine.run_threaded("paper", threaded_frames))
         runs["mm3 direct"].append(bench_engine.run_direct("mm3", loaded, snap, snap_at, True))
         runs["touch direct"].append(bench_engine.run_direct("touch", loaded, snap, snap_at, True))
         runs["mm3 threaded"].append(bench_engine.run_threaded("mm3", threaded_frames))
@@ -223,6 +232,8 @@ def engine_measure(frames: int | None, reps: int, threaded_frames: int) -> dict[
 
 
 def section_engine(plan: Plan) -> Section:
+    import bench_engine
+
     from botcore.core import USING_EXTENSIONS
 
     sec = Section("engine", "Tick to order: frame received -> order handed to the gateway (full engine)")
@@ -252,8 +263,14 @@ def section_engine(plan: Plan) -> Section:
         sec.rows.append(r)
 
     lockstep = f"engine thread + gateway + replay feed in lock-step, first {ours['threaded_frames']:,}"
+    paced = (
+        f"frames at the recording's pace (gaps over {bench_engine.PACE_CAP_US} us cut to it), "
+        f"first {ours['threaded_frames']:,}"
+    )
     for mode, what in (
         ("paper direct", f"config/paper.yaml (the product), engine on this thread with Engine.run's GC policy, instant venue, {whole}"),
+        ("paper paced", f"config/paper.yaml, the same engine alone, {paced}"),
+        ("paper threaded", f"config/paper.yaml, {lockstep}"),
         ("mm3 direct", f"mm3 stress, engine on this thread with Engine.run's GC policy, instant venue, {whole}"),
         ("mm3 threaded", f"mm3 stress, {lockstep}"),
     ):
@@ -262,6 +279,7 @@ def section_engine(plan: Plan) -> Section:
         row(mode, "p99.9", f"tick-to-order p99.9, {what}")
         row(mode, "us_per_frame", f"engine cost per recorded frame, {mode}", "us/frame")
     row("paper direct", "on_top_p50", "paper: strategy on_top alone when it requotes (p50), direct")
+    row("paper paced", "on_top_p50", "paper: strategy on_top alone when it requotes (p50), paced")
     row("mm3 direct", "on_top_p50", "mm3: strategy on_top alone when it requotes (p50), direct")
     row("touch direct", "p50", "reference: tick-to-order p50, touch strategy, no risk chain, direct")
     orders = ours.get("mm3 direct", {}).get("orders", 0.0)
@@ -271,7 +289,10 @@ def section_engine(plan: Plan) -> Section:
         f"read from the file like `botcore run` builds them; {paper_orders:,.0f} orders in the direct replay. "
         "mm3 = the first-party market maker, 3 levels a side, requoting on every mid move, behind config/paper.yaml's "
         f"risk chain (bench_engine.build); {orders:,.0f} orders in the direct replay, sent as cancel-replace. "
-        "touch = one bid and one ask at the touch, no risk checks: the engine's own cost."
+        "touch = one bid and one ask at the touch, no risk checks: the engine's own cost. "
+        "direct replays frames back to back (each decision finds the last one's code and data cached); paced sleeps "
+        "until the next frame is due by the recording, as the engine thread sleeps on its queue (bench_engine.paced), "
+        f"{ours.get('paper paced', {}).get('orders', 0.0):,.0f} orders; threaded adds the real threads."
     )
     return sec
 

@@ -52,7 +52,9 @@ def test_bad_sizes_are_refused() -> None:
     assert "--frames" in proc.stderr
 
 
-@pytest.mark.parametrize("gap", [[], ["--gap", "sleep:20"], ["--gap", "spin:20"]])
+@pytest.mark.parametrize(
+    "gap", [[], ["--gap", "sleep:20"], ["--gap", "spin:20"], ["--gap", "cspin:20"], ["--gap", "paced:20"]]
+)
 def test_requote_split_prints_every_part(gap: list[str]) -> None:
     """``bench_requote_phases.py --split`` on the capture's first frames: one row per part, with or
     without a pause after every frame."""
@@ -63,11 +65,13 @@ def test_requote_split_prints_every_part(gap: list[str]) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     for part in ("frame -> strategy", "| strategy ", "strategy -> 1st hand-off", "1st -> 2nd hand-off", "last hand-off"):
         assert part in proc.stdout, proc.stdout
-    if gap:
+    if gap == ["--gap", "paced:20"]:
+        assert "paced as recorded (gaps cut to 20 µs)" in proc.stdout
+    elif gap:
         assert f"{gap[1].split(':')[0]} 20 µs after every frame" in proc.stdout
 
 
-@pytest.mark.parametrize("args", [["--split", "--gap", "nap:20"], ["--split", "--gap", "sleep:0"], ["--gap", "sleep:20"]])
+@pytest.mark.parametrize("args", [["--split", "--gap", "nap:20"], ["--split", "--gap", "sleep:0"], ["--split", "--gap", "cspin:x"], ["--gap", "sleep:20"]])
 def test_requote_split_refuses_a_bad_gap(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, str(RUN.parent / "bench_requote_phases.py"), *args],
@@ -75,3 +79,74 @@ def test_requote_split_refuses_a_bad_gap(args: list[str]) -> None:
     )
     assert proc.returncode == 2
     assert "--gap" in proc.stderr
+
+
+def _bench_module(name: str):  # noqa: ANN202 - a bench script imported as a module
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(RUN.parent))
+
+
+def test_paced_replay_waits_for_each_frame_and_decides_the_same() -> None:
+    """``bench_engine``'s paced mode: the replay takes at least the recording's gaps (each cut to
+    the cap), and pacing changes when the engine runs, not what it decides."""
+    be = _bench_module("bench_engine")
+    frames, snap, snap_at = be.load(400)
+    cap = 300_000
+    due = sum(min(b[0] - a[0], cap) for a, b in zip(frames, frames[1:], strict=False))
+    unpaced = be.run_direct("mm3", frames, snap, snap_at, True)
+    paced = be.run_direct("mm3", frames, snap, snap_at, True, pace_cap_ns=cap)
+    assert paced["us_per_frame"] * len(frames) * 1000 >= due > 0
+    assert unpaced["us_per_frame"] * len(frames) * 1000 < due  # the check above can tell the two apart
+    assert paced["orders"] == unpaced["orders"] > 0
+    assert paced["replaces"] == unpaced["replaces"]
+
+
+def test_cache_decay_prints_a_row_per_wait() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(RUN.parent / "bench_cache_decay.py"), "--sizes", "16", "--gaps", "0,10", "--reps", "5"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("|       16 KB")]
+    assert [r.split("|")[2].strip() + r.split("|")[3].strip() for r in rows] == ["busy0", "busy10", "sleep0", "sleep10"]
+
+
+@pytest.mark.parametrize("args", [["--gaps", "0,x"], ["--sizes", "-1"], ["--reps", "2"], ["--sizes", "0"]])
+def test_cache_decay_refuses_bad_arguments(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(RUN.parent / "bench_cache_decay.py"), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert args[0] in proc.stderr
+
+
+def test_busy_wait_waits_without_holding_the_gil() -> None:
+    """``--gap cspin`` must keep the core busy without running Python: another thread runs meanwhile."""
+    import threading
+    import time
+
+    decay = _bench_module("bench_cache_decay")
+    decay.busy_wait(1)  # compiled outside the timed part
+    counted = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counted[0] += 1
+
+    t = threading.Thread(target=count)
+    t.start()
+    time.sleep(0.01)
+    before = counted[0]
+    t0 = time.perf_counter_ns()
+    decay.busy_wait(50_000_000)
+    waited = time.perf_counter_ns() - t0
+    during = counted[0] - before
+    stop.set()
+    t.join()
+    assert waited >= 50_000_000
+    assert during > 1000  # the other thread ran Python while this one waited
