@@ -121,7 +121,9 @@ MODES = (
     "direct+freeze, paced",
     "threaded",
 )
-PACE_CAP_US = 1000  # paced: gaps longer than this are cut to it (bench_cache_decay: colder gets little colder)
+# paced: gaps longer than this are cut to it, to bound the run. Real gaps that long leave the
+# engine colder still (bench_cache_decay.py), so the paced figures are on the kind side.
+PACE_CAP_US = 1000
 _DIRECT_MODES = {  # mode: (Engine.run's collector policy, idle rehearsals, engine.cpu)
     "direct": (False, True, None),
     "direct+freeze": (True, True, "config"),

@@ -94,7 +94,7 @@ def test_paced_replay_waits_for_each_frame_and_decides_the_same() -> None:
     the cap), and pacing changes when the engine runs, not what it decides."""
     be = _bench_module("bench_engine")
     frames, snap, snap_at = be.load(400)
-    cap = 300_000
+    cap = 2_000_000  # ~0.28 s of gaps over these frames: far more than replaying them back to back
     due = sum(min(b[0] - a[0], cap) for a, b in zip(frames, frames[1:], strict=False))
     unpaced = be.run_direct("mm3", frames, snap, snap_at, True)
     paced = be.run_direct("mm3", frames, snap, snap_at, True, pace_cap_ns=cap)
