@@ -98,15 +98,18 @@ int probe(long size_kb, long wait_ns, int sleeping, int reps, long *out) {
 
 @functools.cache
 def library() -> ctypes.CDLL:
-    """The probe compiled into a temporary directory (once per process)."""
+    """The probe compiled into a temporary directory (once per process), removed once loaded."""
     cc = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "").split()[0] or "cc"
     if shutil.which(cc) is None:
         raise SystemExit(f"bench_cache_decay: no C compiler ({cc!r} not found; set CC)")
     where = Path(tempfile.mkdtemp(prefix="botcore-decay-"))
     src, lib = where / "decay.c", where / "decay.so"
-    src.write_text(C_SOURCE)
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
-    dll = ctypes.CDLL(str(lib))
+    try:
+        src.write_text(C_SOURCE)
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+        dll = ctypes.CDLL(str(lib))  # stays mapped after the file is gone
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
     dll.busy_wait.argtypes = [ctypes.c_long]
     dll.busy_wait.restype = None
     dll.probe.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_long)]
