@@ -347,9 +347,8 @@ def run_direct(
     """Two replays: the strategies as built (tick-to-order, cost per frame), then wrapped in
     ``TimedStrategy`` for the ``on_top`` figures (its clock reads stay out of the latency).
     ``pace_cap_ns``: frames at the recording's pace, gaps capped there (``paced``)."""
-    prepare = None if pace_cap_ns is None else paced(frames, pace_cap_ns)
+    prepare = None if pace_cap_ns is None else paced(frames, pace_cap_ns)  # its state is per replay
     eng, elapsed = _replay_direct(setup, frames, snap, snap_at, freeze, False, rehearse, cpu, prepare)
-    prepare = None if pace_cap_ns is None else paced(frames, pace_cap_ns)
     timed, _ = _replay_direct(setup, frames, snap, snap_at, freeze, True, rehearse, cpu, prepare)
     return _result(eng, elapsed, len(frames), timed.strategies[0])
 
@@ -359,7 +358,8 @@ def paced(frames: list[tuple[int, bytes]], cap_ns: int) -> Callable[[Engine, Cal
     thread sleeps until the next frame is due by the recording (its gap, at most ``cap_ns``),
     as ``Engine.run`` sleeps on its queue between frames. Frames recorded in one burst follow at
     once. The engine alone, without the hand-over from another thread, but as cold as the gaps
-    leave it. (The wrapper's clock read and gap lookup, ~0.2 µs, count in tick-to-order.)"""
+    leave it. (The wrapper's clock read and gap lookup, ~0.2 µs, count in tick-to-order.) Each
+    call of the hook starts from the first gap: one hook serves any number of replays."""
     gaps = [min(b[0] - a[0], cap_ns) for a, b in zip(frames, frames[1:], strict=False)] + [0]
 
     def prepare(eng: Engine, clock: Callable[[], int]) -> None:

@@ -52,9 +52,12 @@ _BUY = Side.BUY  # enum member access is a descriptor call on Python 3.11: read 
 def _mid(ctx: StrategyContext, symbol: str) -> Decimal | None:
     """Mid of the engine's top of book, None when there is no two-sided book."""
     found = _mid2(ctx, symbol)
-    if found is None:
-        return None
-    inst, mid2 = found
+    return None if found is None else _mid_price(*found)
+
+
+def _mid_price(inst: Any, mid2: int) -> Decimal:
+    """The mid price of (instrument, bid + ask in ticks); the last one is kept, since every check
+    asking during one decision meets the same top."""
     last_inst, last_mid2, last_mid = _last_mid[0]  # one read: another thread may replace it
     if last_inst is inst and last_mid2 == mid2:
         return last_mid
@@ -371,7 +374,7 @@ class PriceBandCheck(BasicCheck):
         """mid, and the lowest and highest prices within ``max_bps`` of it, computed exactly
         (``lowest <= price <= highest`` is then ``|price - mid| * 10000 <= max_bps * mid``); None
         edges if they cannot be exact (absurd magnitudes): then each order is judged by the formula."""
-        mid = inst.ticks_to_price(mid2) / 2
+        mid = _mid_price(inst, mid2)
         try:
             half_width = _EXACT.multiply(self.limits.max_bps, mid).scaleb(-4, _EXACT)
             return inst, mid2, mid, _EXACT.subtract(mid, half_width), _EXACT.add(mid, half_width)
